@@ -1,0 +1,103 @@
+//! The stream-map idiom (Spring WebFlux style): a stream is a pipeline, not a loop.
+//!
+//! `GET /stream` builds one value and returns it: the `retry` frame, then `welcome`, then a
+//! `reset` when the hub needs one, then the replayed history, then the live broadcast, each a
+//! stream, chained in that order and mapped to axum's [`Event`]. Nothing here loops or awaits
+//! per event: axum polls the pipeline when the socket can take more, so backpressure comes
+//! for free, and the whole connection is one expression you can read top to bottom.
+//!
+//! Where the idiom needs care:
+//! - The splice between replay and live is not this file's to get right: the hub hands out
+//!   the replay and the live receiver atomically, and `chain` keeps their order.
+//! - A subscriber that falls more than `--queue` events behind gets `Lagged` from the
+//!   broadcast channel; `map_while` ends the stream there (the slow-consumer policy), and the
+//!   browser reconnects with `Last-Event-ID` and resumes from history.
+//! - axum's graceful shutdown waits for open responses, and an SSE response never finishes
+//!   by itself, so the pipeline ends with `take_until` the shutdown token.
+//! - The client's place in the connected-clients gauge is a guard moved into the pipeline:
+//!   when hyper drops the stream on disconnect, the guard drops with it.
+
+use std::convert::Infallible;
+use std::future::ready;
+use std::iter::once;
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, StreamExt as _};
+use sse_core::{Opening, STREAM_HEADERS, Service, resume_point};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+/// `GET /stream`: the contract's event stream for one client.
+pub async fn stream(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let last_event_id = headers.get("last-event-id").map(HeaderValue::as_bytes);
+    let last_event_id = resume_point(last_event_id, query.as_deref());
+    let Opening {
+        guard,
+        retry,
+        welcome,
+        reset,
+        replay,
+        live,
+    } = match service.open_stream(last_event_id.as_deref()) {
+        Ok(opening) => opening,
+        Err(refused) => return crate::reply(refused),
+    };
+
+    // Live events until this subscriber lags past its queue; then the stream ends.
+    let metrics = Arc::clone(&service.metrics);
+    let live = tokio_stream::StreamExt::map_while(BroadcastStream::new(live), move |received| {
+        match received {
+            Ok(event) => Some(event),
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                metrics.add_lagged(missed);
+                None
+            }
+        }
+    });
+
+    // welcome, reset?, replay..., live...: the contract's order, as one chain.
+    let events = stream::iter(once(welcome).chain(reset).chain(replay))
+        .chain(live)
+        .map(|event| to_axum(&event));
+
+    let pipeline = stream::once(ready(Event::default().retry(retry)))
+        .chain(events)
+        .take_until(service.shutdown.clone().cancelled_owned())
+        .map(move |event| {
+            // Owning the guard here ties the gauge to the stream's life.
+            let _connected = &guard;
+            Ok::<_, Infallible>(event)
+        });
+
+    let keep_alive = KeepAlive::new()
+        .interval(service.keepalive())
+        .text("keep-alive");
+    let mut response = Sse::new(pipeline).keep_alive(keep_alive).into_response();
+    for (name, value) in STREAM_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// One core event as axum's SSE event. sse-core has already validated the name and
+/// normalised the data to LF-separated lines, so none of axum's field asserts can fire.
+fn to_axum(event: &sse_core::Event) -> Event {
+    let mut out = Event::default();
+    if let Some(name) = event.name_str() {
+        out = out.event(name);
+    }
+    if let Some(id) = event.id_str() {
+        out = out.id(id);
+    }
+    out.data(&event.data)
+}

@@ -1,0 +1,109 @@
+//! The program around a variant: flags, logs, the listening socket, and signals.
+//!
+//! Each variant's `main` is one line calling [`main`] with its blocking `serve` function,
+//! so that all three start, report and stop the same way, and the conformance suite can run
+//! exactly that code in a child process.
+
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+
+/// A variant's blocking entry: serve `listener` until `shutdown` is cancelled.
+pub type Serve = fn(TcpListener, Config, CancellationToken) -> io::Result<()>;
+
+/// Parses flags, binds, prints `listening on http://ADDR`, serves until SIGINT or SIGTERM.
+///
+/// Bad flags exit with status 2 and clap's message naming the flag; a port that cannot be
+/// bound exits with status 1 and a message naming `--host`/`--port`.
+pub fn main(server: &'static str, serve: Serve) -> ExitCode {
+    let config = Config::parse();
+    init_tracing();
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = match TcpListener::bind(addr) {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!(
+                "error: cannot listen on --host {} --port {}: {error}",
+                config.host, config.port
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(bound) => println!("listening on http://{bound}"),
+        Err(error) => eprintln!("warning: bound, but cannot read the address: {error}"),
+    }
+    // Scripts wait for that line; make sure it is out before serving.
+    let _ = io::stdout().flush();
+    tracing::info!(server, "serving");
+    let shutdown = CancellationToken::new();
+    on_signal_cancel(shutdown.clone());
+    match serve(listener, config, shutdown) {
+        Ok(()) => {
+            tracing::info!(server, "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr (stdout carries only the `listening on` line), filtered by `RUST_LOG`.
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+///
+/// The watcher has its own thread and runtime so that it works the same under every
+/// framework's runtime; actix, for one, would otherwise install handlers of its own.
+fn on_signal_cancel(shutdown: CancellationToken) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let Ok(runtime) = runtime else {
+            tracing::error!("no signal handling: cannot build a runtime");
+            return;
+        };
+        runtime.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut term) = signal(SignalKind::terminate()) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("signal received; ending every stream and stopping");
+            shutdown.cancel();
+        });
+    });
+}
+
+/// Runs `future` on a fresh multi-threaded tokio runtime: the blocking `serve` of the
+/// tokio-based variants.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can always be built on a supported OS")
+        .block_on(future)
+}

@@ -1,0 +1,173 @@
+//! The flags every variant shares, each with an environment fallback.
+//!
+//! Values are checked as they are parsed, so a bad one stops the server at start with
+//! clap's message naming the flag (`invalid value '0' for '--history <EVENTS>'`), and the
+//! rest of the code can take the values as given.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Server configuration, shared by every variant.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    version,
+    about = "An SSE server that honours the sse-idioms contract (docs/CONTRACT.md)."
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "SSE_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on; 0 picks a free one (the bound address is printed on stdout).
+    #[arg(long, env = "SSE_PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Demo ticker period in milliseconds; 0 turns the ticker off.
+    #[arg(long, env = "SSE_TICK_MS", value_name = "MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub tick_ms: u64,
+
+    /// Events kept for replay after Last-Event-ID.
+    #[arg(long, env = "SSE_HISTORY", value_name = "EVENTS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub history: u32,
+
+    /// Seconds of silence before a `: keep-alive` comment is sent (fractions allowed).
+    #[arg(long, env = "SSE_KEEPALIVE_SECS", value_name = "SECS", default_value = "15",
+          value_parser = parse_keepalive)]
+    pub keepalive_secs: Duration,
+
+    /// Reconnection delay sent to clients in the `retry:` field, in milliseconds.
+    #[arg(long, env = "SSE_RETRY_MS", value_name = "MS", default_value_t = 3000,
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub retry_ms: u64,
+
+    /// Events a subscriber may fall behind before it is disconnected (slow-consumer policy).
+    #[arg(long, env = "SSE_QUEUE", value_name = "EVENTS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub queue: u32,
+
+    /// Origins allowed to use the API from a browser (comma-separated, e.g. http://localhost:8080).
+    #[arg(long, env = "SSE_ALLOWED_ORIGINS", value_name = "ORIGINS", value_delimiter = ',',
+          value_parser = parse_origin)]
+    pub allowed_origins: Vec<String>,
+
+    /// Token required as `Authorization: Bearer <token>` on POST /publish; unset means open.
+    #[arg(long, env = "SSE_PUBLISH_TOKEN", value_name = "TOKEN", value_parser = parse_token,
+          hide_env_values = true)]
+    pub publish_token: Option<String>,
+
+    /// Streams served at once; past it GET /stream answers 503 with Retry-After.
+    #[arg(long, env = "SSE_MAX_CLIENTS", value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_clients: u32,
+}
+
+impl Config {
+    /// The defaults, as if started with no flags and no environment.
+    pub fn defaults() -> Self {
+        // The empty argument list always parses: every flag has a valid default.
+        Config::try_parse_from(["sse"]).expect("defaults are valid")
+    }
+
+    /// The `retry:` delay.
+    pub fn retry(&self) -> Duration {
+        Duration::from_millis(self.retry_ms)
+    }
+
+    /// The ticker period, if the ticker is on.
+    pub fn tick(&self) -> Option<Duration> {
+        (self.tick_ms > 0).then(|| Duration::from_millis(self.tick_ms))
+    }
+}
+
+/// Keep-alive must be positive (a zero interval would spin) and at most an hour.
+fn parse_keepalive(value: &str) -> Result<Duration, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
+    if secs.is_finite() && (0.01..=3600.0).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err("must be between 0.01 and 3600 seconds".to_owned())
+    }
+}
+
+/// An origin is `scheme://host[:port]`, exactly as a browser sends it in `Origin`.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let origin = value.trim().trim_end_matches('/');
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .ok_or_else(|| format!("{value:?} is not an origin like http://host:port"))?;
+    if origin == "*" || rest.is_empty() || rest.contains(['/', '?', '#', ' ', '*']) {
+        return Err(format!(
+            "{value:?} is not an origin like http://host:port (wildcards cannot carry credentials)"
+        ));
+    }
+    Ok(origin.to_ascii_lowercase())
+}
+
+/// An empty token would make `Authorization: Bearer ` pass, so it is refused.
+fn parse_token(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        Err("must not be empty (leave the flag out for an open publish endpoint)".to_owned())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Config::try_parse_from(std::iter::once("sse").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let config = Config::defaults();
+        assert_eq!(config.port, 3000);
+        assert_eq!(config.tick(), Some(Duration::from_millis(2000)));
+        assert_eq!(config.history, 1000);
+        assert_eq!(config.keepalive_secs, Duration::from_secs(15));
+        assert_eq!(config.retry(), Duration::from_millis(3000));
+        assert!(config.allowed_origins.is_empty() && config.publish_token.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        for (args, flag) in [
+            (&["--history", "0"][..], "--history"),
+            (&["--port", "http"], "--port"),
+            (&["--keepalive-secs", "0"], "--keepalive-secs"),
+            (&["--queue=0"], "--queue"),
+            (&["--allowed-origins", "*"], "--allowed-origins"),
+            (
+                &["--allowed-origins", "http://a.test/path"],
+                "--allowed-origins",
+            ),
+            (&["--publish-token", ""], "--publish-token"),
+            (&["--max-clients", "0"], "--max-clients"),
+        ] {
+            let error = parse(args).expect_err("refused");
+            assert!(error.contains(flag), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn origins_are_a_comma_list_normalised_like_browsers_send_them() {
+        let config =
+            parse(&["--allowed-origins", "http://A.test:8080/,https://b.test"]).expect("valid");
+        assert_eq!(
+            config.allowed_origins,
+            ["http://a.test:8080", "https://b.test"]
+        );
+        let fractional = parse(&["--keepalive-secs", "0.25"]).expect("valid");
+        assert_eq!(fractional.keepalive_secs, Duration::from_millis(250));
+    }
+}

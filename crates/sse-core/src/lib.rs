@@ -1,0 +1,32 @@
+//! sse-core: everything the three SSE idioms share, so that the idiom crates differ only
+//! where the idiom differs.
+//!
+//! - [`event`]: the event model, and the normalisation that keeps data from injecting fields.
+//! - [`hub`]: the interface between idioms and storage; [`memory`]: the in-memory hub.
+//! - [`service`]: admission, `welcome`/`reset` frames, publish and metrics replies.
+//! - [`publish`], [`cors`], [`reply`]: the HTTP rules of the contract, framework-neutral.
+//! - [`ticker`], [`config`], [`metrics`], [`assets`], [`cli`]: the rest of a server.
+//!
+//! Error policy: nothing here panics on input. Bad requests become a [`Reply`] with a JSON
+//! error body; bad flags stop the server at start. The few `expect`s mark states that the
+//! types already rule out, each with its reason.
+
+pub mod assets;
+pub mod cli;
+pub mod config;
+pub mod cors;
+pub mod event;
+pub mod hub;
+pub mod memory;
+pub mod metrics;
+pub mod publish;
+pub mod reply;
+pub mod service;
+pub mod ticker;
+
+pub use config::Config;
+pub use event::{Draft, Event, EventId, EventName};
+pub use hub::Hub;
+pub use reply::Reply;
+pub use service::{Opening, STREAM_HEADERS, Service, resume_point};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,206 @@
+//! Counters every variant keeps the same way, and their Prometheus text form.
+//!
+//! The connected-clients gauge is driven by [`ClientGuard`]: a variant holds one for as long
+//! as it serves a stream and drops it with the stream, so the gauge cannot drift whatever the
+//! idiom does on disconnect.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::hub::HubStatus;
+
+/// Counters for `GET /metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Streams open now.
+    connected: AtomicUsize,
+    /// Streams ever opened.
+    connections: AtomicU64,
+    /// Streams refused because `--max-clients` were open.
+    refused: AtomicU64,
+    /// Events sent from history to resuming clients.
+    replayed: AtomicU64,
+    /// Resumes that could not be exact (a `reset` was sent).
+    resets: AtomicU64,
+    /// Subscribers disconnected for falling behind their queue.
+    lagged: AtomicU64,
+}
+
+impl Metrics {
+    /// Admits one more stream unless `max` are open.
+    ///
+    /// The check and the increment are one atomic step, so concurrent connects can never
+    /// push the count past `max`.
+    pub fn admit(self: &Arc<Self>, max: usize) -> Option<ClientGuard> {
+        let admitted = self
+            .connected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
+        match admitted {
+            Ok(before) => {
+                self.connections.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(clients = before + 1, "client connected");
+                Some(ClientGuard(Arc::clone(self)))
+            }
+            Err(_) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(max, "client refused: --max-clients reached");
+                None
+            }
+        }
+    }
+
+    /// Streams open now.
+    pub fn connected(&self) -> usize {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Counts events sent from history.
+    pub fn add_replayed(&self, events: usize) {
+        self.replayed.fetch_add(events as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a resume that needed a `reset`.
+    pub fn add_reset(&self) {
+        self.resets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a subscriber disconnected by the slow-consumer policy.
+    pub fn add_lagged(&self, missed: u64) {
+        self.lagged.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(missed, "slow client disconnected: it fell behind its queue");
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of these counters and `hub`.
+    pub fn render(&self, server: &str, hub: &HubStatus) -> String {
+        let mut out = String::with_capacity(1024);
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            // Writing to a String cannot fail.
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{server=\"{server}\"}} {value}\n"
+            );
+        };
+        metric(
+            "sse_connected_clients",
+            "gauge",
+            "Streams open now.",
+            self.connected() as u64,
+        );
+        metric(
+            "sse_connections_total",
+            "counter",
+            "Streams ever opened.",
+            load(&self.connections),
+        );
+        metric(
+            "sse_refused_total",
+            "counter",
+            "Streams refused at --max-clients.",
+            load(&self.refused),
+        );
+        metric(
+            "sse_events_published_total",
+            "counter",
+            "Events published.",
+            hub.published,
+        );
+        metric(
+            "sse_events_replayed_total",
+            "counter",
+            "Events sent from history on resume.",
+            load(&self.replayed),
+        );
+        metric(
+            "sse_resets_total",
+            "counter",
+            "Resumes answered with a reset event.",
+            load(&self.resets),
+        );
+        metric(
+            "sse_lagged_disconnects_total",
+            "counter",
+            "Slow subscribers disconnected.",
+            load(&self.lagged),
+        );
+        metric(
+            "sse_history_len",
+            "gauge",
+            "Events retained for replay.",
+            hub.history_len as u64,
+        );
+        if let Some(rss) = resident_memory_bytes() {
+            metric(
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory of this process.",
+                rss,
+            );
+        }
+        out
+    }
+}
+
+/// Proof that a stream was admitted; dropping it is the disconnect.
+#[derive(Debug)]
+pub struct ClientGuard(Arc<Metrics>);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        let before = self.0.connected.fetch_sub(1, Ordering::AcqRel);
+        tracing::info!(clients = before - 1, "client disconnected");
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
+pub fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // Every Linux this project targets uses 4 KiB pages on x86-64 and aarch64 defaults.
+    Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_count_clients_and_stop_at_max() {
+        let metrics = Arc::new(Metrics::default());
+        let first = metrics.admit(2).expect("room");
+        let second = metrics.admit(2).expect("room");
+        assert!(metrics.admit(2).is_none(), "third refused");
+        assert_eq!(metrics.connected(), 2);
+        drop(first);
+        assert_eq!(metrics.connected(), 1);
+        drop(second);
+        assert_eq!(metrics.connected(), 0);
+    }
+
+    #[test]
+    fn render_names_every_contract_metric() {
+        let metrics = Arc::new(Metrics::default());
+        let _guard = metrics.admit(5);
+        metrics.add_lagged(3);
+        let text = metrics.render(
+            "x",
+            &HubStatus {
+                published: 7,
+                history_len: 4,
+                ..Default::default()
+            },
+        );
+        for line in [
+            "sse_connected_clients{server=\"x\"} 1",
+            "sse_events_published_total{server=\"x\"} 7",
+            "sse_events_replayed_total{server=\"x\"} 0",
+            "sse_lagged_disconnects_total{server=\"x\"} 1",
+            "sse_history_len{server=\"x\"} 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+}
