@@ -1,1 +1,123 @@
+//! sse-conformance: the sse-idioms contract (docs/CONTRACT.md) as black-box checks.
+//!
+//! Every check takes a [`Target`] (a base URL and what the caller knows about the server)
+//! and talks plain HTTP/1.1 to it, like any client would: byte-level checks read the raw
+//! body, event-level checks parse it with `eventsource-stream`. Nothing here links to a
+//! server's code, so the same checks run
+//! - from `cargo test`, against every variant registered in `tests/conformance.rs`, each
+//!   check on a fresh in-process server ([`harness`]), and
+//! - from the `sse-check URL` command, against any running server, yours included.
+//!
+//! A check passes, fails naming what it expected and what came back, or is skipped when it
+//! needs something the caller did not give (a token, an allowed origin, ...).
 
+pub mod checks;
+pub mod client;
+pub mod harness;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// The server under test, and what the caller knows about its configuration.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://host:port`, without a trailing slash.
+    pub base: url::Url,
+    /// The `--publish-token`, if the server has one.
+    pub token: Option<String>,
+    /// An origin in the server's `--allowed-origins`, for the CORS checks.
+    pub allowed_origin: Option<String>,
+    /// The server's `--max-clients`, for the limit check (it opens that many streams).
+    pub max_clients: Option<u32>,
+    /// An id issued by an earlier run of the same server, for the foreign-id check.
+    pub foreign_id: Option<String>,
+}
+
+impl Target {
+    /// A target at `base` about which nothing else is known.
+    pub fn new(base: url::Url) -> Self {
+        Target {
+            base,
+            token: None,
+            allowed_origin: None,
+            max_clients: None,
+            foreign_id: None,
+        }
+    }
+}
+
+/// Why a check did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The server broke the contract.
+    Fail {
+        /// What the contract asks for.
+        expected: String,
+        /// What the server did instead.
+        got: String,
+    },
+    /// The check needs something the caller did not provide.
+    Skip(String),
+}
+
+impl Problem {
+    /// A failure: `expected` is the contract's words, `got` the server's behaviour.
+    pub fn fail(expected: impl Into<String>, got: impl Into<String>) -> Self {
+        Problem::Fail {
+            expected: expected.into(),
+            got: got.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Fail { expected, got } => write!(f, "expected {expected}; got {got}"),
+            Problem::Skip(reason) => write!(f, "skipped: {reason}"),
+        }
+    }
+}
+
+/// What every check and helper returns.
+pub type Res<T = ()> = Result<T, Problem>;
+
+/// Returns a failure from the enclosing check unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $expected:expr, $got:expr $(,)?) => {
+        if !$cond {
+            return Err($crate::Problem::fail($expected, $got));
+        }
+    };
+}
+
+/// A check's future.
+pub type CheckFuture = Pin<Box<dyn Future<Output = Res> + Send>>;
+
+/// One named check of the contract.
+#[derive(Clone, Copy)]
+pub struct Check {
+    /// A name that reads like the contract line it checks.
+    pub name: &'static str,
+    /// The contract point (docs/CONTRACT.md) it covers.
+    pub point: u8,
+    /// Runs the check against a target.
+    pub run: fn(Target) -> CheckFuture,
+}
+
+/// Longest any single check may run before it counts as failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Runs `check` against `target` with the overall time bound.
+pub async fn run_check(check: &Check, target: Target) -> Res {
+    match tokio::time::timeout(CHECK_TIMEOUT, (check.run)(target)).await {
+        Ok(result) => result,
+        Err(_) => Err(Problem::fail(
+            format!("the check to finish within {CHECK_TIMEOUT:?}"),
+            "it was still waiting on the server",
+        )),
+    }
+}

@@ -1,0 +1,65 @@
+//! The checks, one `async fn` each, grouped by the part of the contract they cover.
+//!
+//! [`all`] is the list the harness and `sse-check` run; its order is the contract's.
+
+pub mod publish;
+pub mod resume;
+pub mod service;
+pub mod stream;
+
+use crate::Check;
+
+/// Declares a [`Check`] from an `async fn(Target) -> Res`.
+macro_rules! check {
+    ($point:literal, $module:ident :: $name:ident) => {
+        Check {
+            name: stringify!($name),
+            point: $point,
+            run: |target| Box::pin($module::$name(target)),
+        }
+    };
+}
+
+/// Every check, in contract order.
+pub fn all() -> Vec<Check> {
+    vec![
+        check!(1, stream::stream_has_the_contract_headers),
+        check!(1, stream::stream_is_never_compressed),
+        check!(2, stream::stream_opens_with_retry_then_welcome),
+        check!(3, stream::ticker_sends_message_greeting_and_update),
+        check!(3, stream::every_event_has_its_own_id),
+        check!(4, stream::keep_alive_comment_when_idle),
+        check!(5, resume::resume_after_last_event_id_header),
+        check!(5, resume::resume_after_last_event_id_query),
+        check!(
+            5,
+            resume::resume_splice_has_no_gap_or_duplicate_under_concurrent_publish
+        ),
+        check!(6, resume::reset_when_id_is_older_than_history),
+        check!(6, resume::reset_when_id_is_malformed),
+        check!(6, resume::reset_when_id_is_over_128_bytes_and_not_echoed),
+        check!(6, resume::reset_when_id_was_never_issued),
+        check!(6, resume::reset_when_id_is_from_an_earlier_run),
+        check!(
+            7,
+            service::slow_consumer_is_disconnected_and_resumes_from_history
+        ),
+        check!(8, publish::publish_answers_202_with_the_id_it_delivers),
+        check!(8, publish::publish_sends_json_data_compact),
+        check!(8, publish::line_breaks_in_data_arrive_intact),
+        check!(8, publish::data_cannot_inject_fields_or_events),
+        check!(8, publish::bad_event_names_are_400),
+        check!(8, publish::malformed_json_is_400),
+        check!(8, publish::bodies_over_64_kib_are_413),
+        check!(8, publish::content_types_other_than_json_are_415),
+        check!(8, publish::publish_requires_the_token_when_configured),
+        check!(9, service::metrics_expose_the_contract_counters),
+        check!(9, service::healthz_answers_200),
+        check!(9, service::connected_gauge_drops_when_clients_leave),
+        check!(10, service::cors_allows_configured_origins_with_credentials),
+        check!(10, service::cors_gives_other_origins_no_headers),
+        check!(11, service::max_clients_answers_503_with_retry_after),
+        check!(14, service::page_and_assets_are_served),
+        check!(14, service::unknown_paths_and_methods_get_json_errors),
+    ]
+}

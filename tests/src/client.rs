@@ -1,0 +1,552 @@
+//! A small HTTP/1.1 client on hyper's connection API, built for checking a server.
+//!
+//! Each stream gets its own TCP connection whose socket the check controls: it can shrink
+//! the receive buffer and stop reading (a stalled client), or drop the connection (a client
+//! that goes away). Publishing reuses one keep-alive connection, so checks that publish
+//! hundreds of events stay fast. Every wait has a bound; none sleeps.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use eventsource_stream::{Event, EventStream, Eventsource};
+use futures_util::StreamExt;
+use http::{HeaderMap, Method, Request, Response};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpSocket;
+use tokio::time::timeout;
+
+use crate::{Problem, Res, Target};
+
+/// How long a plain request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after `welcome` a `reset` may take to arrive.
+const RESET_WAIT: Duration = Duration::from_millis(1500);
+
+/// Options for opening `GET /stream`.
+#[derive(Debug, Default, Clone)]
+pub struct StreamRequest {
+    /// Sent as the `Last-Event-ID` header.
+    pub last_event_id: Option<String>,
+    /// Sent as `?lastEventId=`.
+    pub query_id: Option<String>,
+    /// Sent as `Origin`.
+    pub origin: Option<String>,
+    /// Sent as `Accept-Encoding`.
+    pub accept_encoding: Option<String>,
+    /// `SO_RCVBUF` for the socket, to make a stalled reader fill up quickly.
+    pub recv_buffer: Option<u32>,
+}
+
+impl StreamRequest {
+    /// A request that resumes after `id` with the `Last-Event-ID` header.
+    pub fn resume(id: impl Into<String>) -> Self {
+        StreamRequest {
+            last_event_id: Some(id.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A response whose body was read whole.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Fetched {
+    /// A header as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        header(&self.headers, name)
+    }
+
+    /// Checks the contract's error shape: a JSON body `{"error": "<text>"}`.
+    pub fn expect_json_error(&self, status: u16) -> Res {
+        crate::ensure!(
+            self.status == status,
+            format!("status {status}"),
+            format!("status {} with body {:?}", self.status, self.body)
+        );
+        crate::ensure!(
+            self.header("content-type").starts_with("application/json"),
+            "Content-Type: application/json on the error",
+            format!("{:?}", self.header("content-type"))
+        );
+        let json: Value = serde_json::from_str(&self.body).unwrap_or(Value::Null);
+        crate::ensure!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            r#"a body {"error": "<what is wrong>"}"#,
+            format!("{:?}", self.body)
+        );
+        Ok(())
+    }
+}
+
+/// A header as text ("" when absent or not text).
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Opens a TCP connection to the target and runs hyper's HTTP/1.1 handshake on it.
+async fn connect(target: &Target, recv_buffer: Option<u32>) -> Res<SendRequest<Full<Bytes>>> {
+    let host = target.base.host_str().unwrap_or("127.0.0.1");
+    let port = target.base.port_or_known_default().unwrap_or(80);
+    let unreachable = |error: std::io::Error| {
+        Problem::fail(
+            format!("a TCP connection to {host}:{port}"),
+            error.to_string(),
+        )
+    };
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(unreachable)?
+        .next()
+        .ok_or_else(|| Problem::fail(format!("{host} to resolve"), "no address"))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(unreachable)?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).map_err(unreachable)?;
+    }
+    let stream = timeout(REQUEST_TIMEOUT, socket.connect(addr))
+        .await
+        .map_err(|_| Problem::fail("a TCP connection", "connect timed out"))?
+        .map_err(unreachable)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Problem::fail("an HTTP/1.1 connection", e.to_string()))?;
+    // The connection task ends by itself when the sender and the response body are dropped.
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Builds a request for `path` (which may carry a query) on the target.
+fn request(
+    target: &Target,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Res<Request<Full<Bytes>>> {
+    let authority = target.base.authority().to_owned();
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", authority);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|e| Problem::fail("a valid request", e.to_string()))
+}
+
+/// Sends one request on its own connection and reads the whole response.
+pub async fn fetch(
+    target: &Target,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Res<Fetched> {
+    let mut sender = connect(target, None).await?;
+    let request = request(target, method, path, headers, body.into())?;
+    read_whole(&mut sender, request).await
+}
+
+/// Sends `request` on `sender` and reads the whole response, within [`REQUEST_TIMEOUT`].
+async fn read_whole(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Res<Fetched> {
+    let what = format!("{} {}", request.method(), request.uri());
+    let exchange = async {
+        let response = sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok::<_, hyper::Error>(Fetched {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    };
+    match timeout(REQUEST_TIMEOUT, exchange).await {
+        Ok(Ok(fetched)) => Ok(fetched),
+        Ok(Err(error)) => Err(Problem::fail(
+            format!("a response to {what}"),
+            error.to_string(),
+        )),
+        Err(_) => Err(Problem::fail(
+            format!("a response to {what} within {REQUEST_TIMEOUT:?}"),
+            "none",
+        )),
+    }
+}
+
+/// `GET path`.
+pub async fn get(target: &Target, path: &str) -> Res<Fetched> {
+    fetch(target, Method::GET, path, &[], Bytes::new()).await
+}
+
+/// A keep-alive connection for `POST /publish`, carrying the target's token.
+pub struct Publisher {
+    target: Target,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Publisher {
+    /// Connects to the target.
+    pub async fn connect(target: &Target) -> Res<Self> {
+        Ok(Publisher {
+            target: target.clone(),
+            sender: connect(target, None).await?,
+        })
+    }
+
+    /// Sends a raw publish request (the body as given) with the token, if any.
+    pub async fn send(&mut self, content_type: &str, body: impl Into<Bytes>) -> Res<Fetched> {
+        let bearer = self.target.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(bearer) = &bearer {
+            headers.push(("authorization", bearer));
+        }
+        if self.sender.ready().await.is_err() {
+            // The server closed the keep-alive connection; open another.
+            self.sender = connect(&self.target, None).await?;
+        }
+        let request = request(
+            &self.target,
+            Method::POST,
+            "/publish",
+            &headers,
+            body.into(),
+        )?;
+        read_whole(&mut self.sender, request).await
+    }
+
+    /// Publishes `{"event": event, "data": data}` and returns the id from the 202 receipt.
+    pub async fn publish(&mut self, event: Option<&str>, data: impl Into<Value>) -> Res<String> {
+        let mut body = serde_json::json!({ "data": data.into() });
+        if let Some(event) = event {
+            body["event"] = event.into();
+        }
+        let receipt = self.send("application/json", body.to_string()).await?;
+        let json: Value = serde_json::from_str(&receipt.body).unwrap_or(Value::Null);
+        match (receipt.status, json["id"].as_str()) {
+            (202, Some(id)) if !id.is_empty() => Ok(id.to_owned()),
+            (status, _) => Err(Problem::fail(
+                r#"202 with {"id": "<id>"} for a valid publish"#,
+                format!("status {status} with body {:?}", receipt.body),
+            )),
+        }
+    }
+}
+
+/// Publishes one event on a fresh connection.
+pub async fn publish(target: &Target, event: Option<&str>, data: impl Into<Value>) -> Res<String> {
+    Publisher::connect(target).await?.publish(event, data).await
+}
+
+/// Sends `GET /stream` and returns the response with its body unread.
+pub async fn open(target: &Target, options: &StreamRequest) -> Res<Response<Incoming>> {
+    let mut sender = connect(target, options.recv_buffer).await?;
+    let mut path = "/stream".to_owned();
+    if let Some(id) = &options.query_id {
+        path = format!(
+            "/stream?lastEventId={}",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+    }
+    let mut headers = vec![("accept", "text/event-stream")];
+    for (name, value) in [
+        ("last-event-id", &options.last_event_id),
+        ("origin", &options.origin),
+        ("accept-encoding", &options.accept_encoding),
+    ] {
+        if let Some(value) = value {
+            headers.push((name, value));
+        }
+    }
+    let request = request(target, Method::GET, &path, &headers, Bytes::new())?;
+    match timeout(REQUEST_TIMEOUT, sender.send_request(request)).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(error)) => Err(Problem::fail(
+            "a response to GET /stream",
+            error.to_string(),
+        )),
+        Err(_) => Err(Problem::fail(
+            "response headers for GET /stream",
+            "none within 10 s",
+        )),
+    }
+}
+
+/// An open stream read as events (`eventsource-stream` does the SSE parsing).
+pub struct Events {
+    /// The response headers.
+    pub headers: HeaderMap,
+    stream: EventStream<BodyDataStream<Incoming>>,
+}
+
+impl Events {
+    /// Opens `GET /stream` and expects 200.
+    pub async fn open(target: &Target, options: &StreamRequest) -> Res<Self> {
+        let response = open(target, options).await?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(Problem::fail(
+                "200 for GET /stream",
+                format!("{status} {}", String::from_utf8_lossy(&body)),
+            ));
+        }
+        let (parts, body) = response.into_parts();
+        Ok(Events {
+            headers: parts.headers,
+            stream: body.into_data_stream().eventsource(),
+        })
+    }
+
+    /// The next event; `Ok(None)` when the server ended the stream.
+    pub async fn next(&mut self, within: Duration) -> Res<Option<Event>> {
+        match timeout(within, self.stream.next()).await {
+            Ok(Some(Ok(event))) => Ok(Some(event)),
+            Ok(Some(Err(error))) => Err(Problem::fail(
+                "a well-formed event stream",
+                error.to_string(),
+            )),
+            Ok(None) => Ok(None),
+            Err(_) => Err(Problem::fail(
+                format!("another event within {within:?}"),
+                "nothing",
+            )),
+        }
+    }
+
+    /// Events up to and including the first one that matches `done`, all within `within`.
+    pub async fn until(
+        &mut self,
+        within: Duration,
+        mut done: impl FnMut(&Event) -> bool,
+    ) -> Res<Vec<Event>> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Ok(Some(event)) => {
+                    let finished = done(&event);
+                    seen.push(event);
+                    if finished {
+                        return Ok(seen);
+                    }
+                }
+                Ok(None) => {
+                    return Err(Problem::fail(
+                        "the stream to stay open",
+                        format!("it ended after {} events", seen.len()),
+                    ));
+                }
+                Err(_) => {
+                    return Err(Problem::fail(
+                        format!("the awaited event within {within:?}"),
+                        describe(&seen),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Reads the `welcome` that opens every stream.
+    pub async fn welcome(&mut self) -> Res<Welcome> {
+        let welcome = self
+            .next(REQUEST_TIMEOUT)
+            .await?
+            .ok_or_else(|| Problem::fail("a welcome event", "end of stream"))?;
+        crate::ensure!(
+            welcome.event == "welcome",
+            "the first event to be `welcome`",
+            describe(std::slice::from_ref(&welcome))
+        );
+        Welcome::parse(&welcome.data)
+    }
+
+    /// Reads the `welcome` and the event after it, which is the `reset` if there is one.
+    ///
+    /// A server writes a reset together with its welcome, so the wait for it is short.
+    pub async fn opening(&mut self) -> Res<Opening> {
+        let welcome = self.welcome().await?;
+        Ok(Opening {
+            welcome,
+            first: self.next(RESET_WAIT).await.ok().flatten(),
+        })
+    }
+}
+
+/// The stream's first frames: the welcome, and the event after it (a `reset`, or not).
+pub struct Opening {
+    /// The parsed welcome.
+    pub welcome: Welcome,
+    /// The event after the welcome, if one came within the request timeout.
+    pub first: Option<Event>,
+}
+
+impl Opening {
+    /// The reset's JSON, if the event after the welcome was a `reset`.
+    pub fn reset(&self) -> Option<Value> {
+        self.first
+            .as_ref()
+            .filter(|e| e.event == "reset")
+            .map(|e| serde_json::from_str(&e.data).unwrap_or(Value::Null))
+    }
+}
+
+/// The settings a server announces in `welcome`, with the contract's defaults for any it
+/// leaves out.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    /// `"server"`.
+    pub server: String,
+    /// `"last_id"`.
+    pub last_id: Option<String>,
+    /// `"history"`.
+    pub history: u64,
+    /// `"queue"`.
+    pub queue: u64,
+    /// `"tick_ms"`.
+    pub tick_ms: u64,
+    /// `"keepalive_ms"`.
+    pub keepalive_ms: u64,
+}
+
+impl Welcome {
+    /// Parses the welcome's JSON data.
+    pub fn parse(data: &str) -> Res<Self> {
+        let json: Value = serde_json::from_str(data)
+            .map_err(|e| Problem::fail("welcome data to be JSON", format!("{data:?} ({e})")))?;
+        let server = json["server"].as_str().unwrap_or_default().to_owned();
+        crate::ensure!(
+            !server.is_empty(),
+            r#"welcome JSON naming the variant in "server""#,
+            data.to_owned()
+        );
+        crate::ensure!(
+            json.get("last_id").is_some(),
+            r#"welcome JSON with "last_id""#,
+            data.to_owned()
+        );
+        let number = |key: &str, default: u64| json[key].as_u64().unwrap_or(default);
+        Ok(Welcome {
+            server,
+            last_id: json["last_id"].as_str().map(str::to_owned),
+            history: number("history", 1000),
+            queue: number("queue", 256),
+            tick_ms: number("tick_ms", 2000),
+            keepalive_ms: number("keepalive_ms", 15_000),
+        })
+    }
+
+    /// Reads the welcome of a fresh stream.
+    pub async fn fetch(target: &Target) -> Res<Self> {
+        Events::open(target, &StreamRequest::default())
+            .await?
+            .welcome()
+            .await
+    }
+}
+
+/// An open stream read as raw bytes, for framing checks.
+pub struct Raw {
+    /// The response.
+    pub status: u16,
+    /// The response headers.
+    pub headers: HeaderMap,
+    body: BodyDataStream<Incoming>,
+    /// Everything read so far.
+    pub bytes: Vec<u8>,
+}
+
+impl Raw {
+    /// Opens `GET /stream` without parsing it.
+    pub async fn open(target: &Target, options: &StreamRequest) -> Res<Self> {
+        let (parts, body) = open(target, options).await?.into_parts();
+        Ok(Raw {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.into_data_stream(),
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Reads until `done(bytes so far)` holds, within `within`.
+    pub async fn read_until(&mut self, within: Duration, done: impl Fn(&str) -> bool) -> Res<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        while !done(&self.text()) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match timeout(left, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.bytes.extend_from_slice(&chunk),
+                Ok(Some(Err(error))) => {
+                    return Err(Problem::fail(
+                        "the stream to stay readable",
+                        error.to_string(),
+                    ));
+                }
+                Ok(None) => {
+                    return Err(Problem::fail(
+                        "the stream to stay open",
+                        format!("it ended after {:?}", self.text()),
+                    ));
+                }
+                Err(_) => {
+                    return Err(Problem::fail(
+                        format!("the awaited bytes within {within:?}"),
+                        format!("{:?}", tail(&self.text())),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What was read, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// A short description of events, for failure messages.
+pub fn describe(events: &[Event]) -> String {
+    let shown: Vec<String> = events
+        .iter()
+        .rev()
+        .take(6)
+        .rev()
+        .map(|e| format!("{}#{}:{:?}", e.event, e.id, tail(&e.data)))
+        .collect();
+    format!("{} events, last: [{}]", events.len(), shown.join(", "))
+}
+
+/// The last 200 characters of `text`.
+pub fn tail(text: &str) -> &str {
+    let start = text.char_indices().rev().nth(199).map_or(0, |(i, _)| i);
+    &text[start..]
+}

@@ -1,0 +1,291 @@
+//! Runs every check against every registered variant, as `cargo test`.
+//!
+//! Each check gets a fresh server, in this process on its own thread and runtime, started
+//! through the variant's real `serve` with [`TEST_FLAGS`] (short tick and keep-alive), and
+//! stopped afterwards: a server that does not stop within 5 s fails the check, so graceful
+//! shutdown with open streams is tested every time. What only a process can show (signals,
+//! flag errors, the `listening on` line) is checked by re-running this test binary as the
+//! variant's own `main`, selected by the `SSE_CONFORMANCE_SERVE` environment variable.
+
+use std::io::{self, BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::Parser as _;
+use libtest_mimic::{Arguments, Failed, Trial};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use sse_core::{CancellationToken, Config};
+
+use crate::client::{Events, StreamRequest};
+use crate::{Check, Problem, Target, checks, run_check};
+
+/// A server implementation under test: one line in the registry.
+#[derive(Clone, Copy)]
+pub struct Variant {
+    /// The name it gives in `welcome`, and the prefix of its test names.
+    pub name: &'static str,
+    /// Its blocking `serve(listener, config, shutdown)`.
+    pub serve: sse_core::cli::Serve,
+    /// Its whole program, as its binary runs it.
+    pub main: fn() -> ExitCode,
+}
+
+/// The publish token servers under test require.
+pub const TOKEN: &str = "conformance-token";
+/// The origin servers under test allow.
+pub const ALLOWED_ORIGIN: &str = "http://allowed.test";
+/// The client limit of servers under test.
+pub const MAX_CLIENTS: u32 = 12;
+/// The longest a server may take to stop with streams open (contract point 12).
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
+
+/// Flags for servers under test: a tick slower than keep-alive, so that both can be
+/// observed quickly, and small history and queue, so that eviction and lag are cheap.
+pub const TEST_FLAGS: [&str; 18] = [
+    "--tick-ms",
+    "400",
+    "--keepalive-secs",
+    "0.15",
+    "--history",
+    "256",
+    "--queue",
+    "64",
+    "--retry-ms",
+    "500",
+    "--allowed-origins",
+    ALLOWED_ORIGIN,
+    "--publish-token",
+    TOKEN,
+    "--max-clients",
+    "12",
+    "--port",
+    "0",
+];
+
+/// The environment variable that makes the test binary run a variant's `main`.
+const SERVE_VAR: &str = "SSE_CONFORMANCE_SERVE";
+
+/// The test binary's entry: serve as a variant if asked to, else run every trial.
+pub fn main(variants: &[Variant]) -> ExitCode {
+    if let Ok(name) = std::env::var(SERVE_VAR) {
+        return match variants.iter().find(|v| v.name == name) {
+            Some(variant) => (variant.main)(),
+            None => ExitCode::FAILURE,
+        };
+    }
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    for variant in variants.iter().copied() {
+        for check in checks::all() {
+            trials.push(Trial::test(
+                format!("{}::{}", variant.name, check.name),
+                move || in_process(variant, check),
+            ));
+        }
+        trials.push(Trial::test(
+            format!(
+                "{}::process::signals_end_streams_and_exit_0_within_5s",
+                variant.name
+            ),
+            move || signals_end_streams(variant),
+        ));
+        trials.push(Trial::test(
+            format!(
+                "{}::process::bad_flags_are_refused_naming_the_flag",
+                variant.name
+            ),
+            move || bad_flags_refused(variant),
+        ));
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// A variant serving on a thread of this process.
+pub struct Server {
+    /// Where it listens, and what the checks may assume of it.
+    pub target: Target,
+    shutdown: CancellationToken,
+    stopped: mpsc::Receiver<io::Result<()>>,
+}
+
+impl Server {
+    /// Starts `variant` on 127.0.0.1 with [`TEST_FLAGS`].
+    pub fn start(variant: Variant) -> io::Result<Server> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let config = Config::try_parse_from(std::iter::once("test").chain(TEST_FLAGS))
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let shutdown = CancellationToken::new();
+        let (done, stopped) = mpsc::channel();
+        let token = shutdown.clone();
+        std::thread::spawn(move || {
+            // The receiver may be gone if the check already failed; nothing to report then.
+            let _ = done.send((variant.serve)(listener, config, token));
+        });
+        let mut target = Target::new(url::Url::parse(&base).map_err(io::Error::other)?);
+        target.token = Some(TOKEN.into());
+        target.allowed_origin = Some(ALLOWED_ORIGIN.into());
+        target.max_clients = Some(MAX_CLIENTS);
+        Ok(Server {
+            target,
+            shutdown,
+            stopped,
+        })
+    }
+
+    /// Cancels the shutdown token and waits for `serve` to return, at most [`SHUTDOWN_BOUND`].
+    pub fn stop(self) -> Result<(), String> {
+        self.shutdown.cancel();
+        match self.stopped.recv_timeout(SHUTDOWN_BOUND) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("serve returned an error: {error}")),
+            Err(_) => Err(format!(
+                "the server did not stop within {SHUTDOWN_BOUND:?} of shutdown"
+            )),
+        }
+    }
+}
+
+/// A current-thread runtime for one trial's client side.
+fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(format!("no runtime: {e}")))
+}
+
+/// An id issued by another run of `variant`: a throwaway server publishes one event.
+fn foreign_id(variant: Variant, runtime: &tokio::runtime::Runtime) -> Result<String, Failed> {
+    let earlier = Server::start(variant).map_err(|e| e.to_string())?;
+    let id = runtime.block_on(crate::client::publish(
+        &earlier.target,
+        Some("earlier-run"),
+        "x",
+    ));
+    earlier.stop()?;
+    id.map_err(|problem| Failed::from(problem.to_string()))
+}
+
+/// Runs one check against a fresh in-process server of `variant`.
+fn in_process(variant: Variant, check: Check) -> Result<(), Failed> {
+    let runtime = runtime()?;
+    let server = Server::start(variant).map_err(|e| e.to_string())?;
+    let mut target = server.target.clone();
+    if check.name == "reset_when_id_is_from_an_earlier_run" {
+        target.foreign_id = Some(foreign_id(variant, &runtime)?);
+    }
+    let outcome = runtime.block_on(run_check(&check, target));
+    // Stop even when the check failed, and report the check's problem first.
+    let stopped = server.stop();
+    match outcome {
+        Ok(()) => Ok(stopped?),
+        Err(Problem::Skip(reason)) => {
+            Err(format!("the harness should provide what this check needs: {reason}").into())
+        }
+        Err(problem) => Err(format!("contract point {}: {problem}", check.point).into()),
+    }
+}
+
+/// Starts `variant`'s real `main` in a child process with `args`.
+fn spawn_main(variant: Variant, args: &[&str]) -> io::Result<Child> {
+    Command::new(std::env::current_exe()?)
+        .env(SERVE_VAR, variant.name)
+        .env("RUST_LOG", "warn")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+}
+
+/// Reads the child's `listening on http://ADDR` line, within 10 s.
+fn listening_address(child: &mut Child) -> Result<String, Failed> {
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "no `listening on` line within 10 s")?;
+    line.trim()
+        .strip_prefix("listening on ")
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!("expected `listening on http://ADDR` on stdout; got {line:?}").into()
+        })
+}
+
+/// Waits for the child to exit, at most `bound`; kills it past that.
+fn wait_exit(child: &mut Child, bound: Duration) -> Result<std::process::ExitStatus, Failed> {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("the process did not exit within {bound:?}").into())
+}
+
+/// Points 12 and 13: `--port 0` prints the bound address; SIGINT and SIGTERM each end the
+/// open streams and exit 0 within 5 s.
+fn signals_end_streams(variant: Variant) -> Result<(), Failed> {
+    let runtime = runtime()?;
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // An idle server: no ticker, a long keep-alive, so only shutdown can end the streams.
+        let mut child = spawn_main(
+            variant,
+            &["--port", "0", "--tick-ms", "0", "--keepalive-secs", "60"],
+        )
+        .map_err(|e| e.to_string())?;
+        let base = listening_address(&mut child)?;
+        let target = Target::new(url::Url::parse(&base).map_err(|e| e.to_string())?);
+        let streams = runtime
+            .block_on(async {
+                let mut streams = Vec::new();
+                for _ in 0..2 {
+                    let mut events = Events::open(&target, &StreamRequest::default()).await?;
+                    events.welcome().await?;
+                    streams.push(events);
+                }
+                Ok::<_, Problem>(streams)
+            })
+            .map_err(|p| p.to_string())?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|e| e.to_string())?);
+        kill(pid, signal).map_err(|e| e.to_string())?;
+        let status = wait_exit(&mut child, SHUTDOWN_BOUND)?;
+        if !status.success() {
+            return Err(format!("after {signal:?}: expected exit status 0; got {status}").into());
+        }
+        // The streams were open all through shutdown; only now may they go.
+        drop(streams);
+    }
+    Ok(())
+}
+
+/// Point 13: an invalid flag value stops the server at start with a message naming the flag.
+fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {
+    for (args, flag) in [
+        (&["--history", "0"][..], "--history"),
+        (&["--keepalive-secs", "soon"], "--keepalive-secs"),
+        (&["--allowed-origins", "*"], "--allowed-origins"),
+        (&["--port", "99999"], "--port"),
+    ] {
+        let mut child = spawn_main(variant, args).map_err(|e| e.to_string())?;
+        let status = wait_exit(&mut child, Duration::from_secs(10))?;
+        let output = child.wait_with_output().map_err(|e| e.to_string())?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if status.success() || !stderr.contains(flag) {
+            return Err(format!("{args:?}: expected a failing exit and a message naming {flag}; got {status} and {stderr:?}").into());
+        }
+    }
+    Ok(())
+}
