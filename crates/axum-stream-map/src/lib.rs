@@ -7,6 +7,7 @@
 
 pub mod stream;
 
+use std::future::IntoFuture as _;
 use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -57,9 +58,12 @@ pub async fn run(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let service = Service::new(SERVER, config, shutdown.clone());
     sse_core::ticker::spawn(Arc::clone(&service));
-    axum::serve(listener, app(service))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let server = axum::serve(listener, app(service))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        served = server.into_future() => served,
+        () = sse_core::cli::grace_expired(shutdown) => Ok(()),
+    }
 }
 
 /// [`run`] on a runtime of its own, for callers without one (`main`, the conformance suite).

@@ -48,6 +48,10 @@ pub struct Subscription {
     /// Every event published after the replay was taken. Its capacity is the contract's
     /// per-subscriber queue: a receiver that falls further behind gets `Lagged`.
     pub live: broadcast::Receiver<Arc<Event>>,
+    /// The sequence number of the newest event published before `live` starts (0 when none
+    /// was): `live` delivers exactly the events after it. A caller that fans out itself
+    /// (the push loop) starts counting from here.
+    pub position: u64,
 }
 
 /// The catch-up part of a subscription.

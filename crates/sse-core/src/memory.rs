@@ -160,7 +160,11 @@ impl Hub for MemoryHub {
         let ring = self.lock();
         let live = self.live.subscribe();
         let replay = self.replay_locked(&ring, last_event_id);
-        Subscription { replay, live }
+        Subscription {
+            replay,
+            live,
+            position: ring.next_seq - 1,
+        }
     }
 
     fn replay(&self, last_event_id: Option<&str>) -> Replay {

@@ -1,0 +1,413 @@
+//! The push-loop idiom (Express style, Spring's `SseEmitter`): the server keeps a list of
+//! connected clients, and one broadcaster task pushes every event to each of them.
+//!
+//! `GET /stream` does not build a stream of its own: it gives the client a queue (a bounded
+//! channel whose receiver becomes the response body), fills it with `welcome`, `reset` and
+//! the replay, and puts the sender on the list. From then on the broadcaster is the only
+//! writer: it takes each event from the hub once and `try_send`s it to every client. It
+//! never awaits a client, so one slow socket cannot hold up the rest.
+//!
+//! Where the idiom needs care:
+//! - Joining is a splice this file must get right: the hub's replay and the broadcaster's
+//!   position move independently, so `join` cuts the replay at the last event the
+//!   broadcaster pushed, and does it under the list's lock.
+//! - A full queue means the client fell `--queue` events behind: the broadcaster drops it
+//!   from the list (the slow-consumer policy) and the browser resumes from history.
+//! - The broadcaster itself can fall behind the hub; it then resubscribes after the last
+//!   event it pushed and pushes what it missed (see `resync`).
+//! - The connected-clients gauge follows the response body, not the list: actix drops the
+//!   body when it finds the client gone, which for an idle stream is at the next keep-alive
+//!   write, while the list only notices at the next event.
+//! - At shutdown the broadcaster empties the list; dropping every sender ends every stream.
+
+use std::iter::once;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse, Responder as _};
+use actix_web_lab::sse;
+use futures_util::StreamExt as _;
+use sse_core::hub::Subscription;
+use sse_core::metrics::Metrics;
+use sse_core::{Event, EventId, Reply, STREAM_HEADERS, Service, resume_point};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// The client list and the one task that writes to it.
+pub struct Broadcaster {
+    /// Hub, metrics, config and shutdown token.
+    service: Arc<Service>,
+    /// Everything the broadcaster and joining clients share; one lock, so a join sees the
+    /// list and the broadcaster's position as one consistent state.
+    clients: Mutex<Clients>,
+}
+
+/// The connected clients and how far the broadcaster has got.
+struct Clients {
+    /// Every client the broadcaster pushes to, in join order.
+    list: Vec<Client>,
+    /// The sequence number of the newest event pushed to the list (the hub's position when
+    /// the broadcaster started, before the first). Events up to here reach a joining client
+    /// from its replay; events after it reach it from the broadcaster.
+    last_sent: u64,
+    /// The id of that event, to resubscribe after if the broadcaster lags; `None` while
+    /// `last_sent` is a hub position rather than a pushed event.
+    last_id: Option<EventId>,
+    /// Set once the broadcaster has stopped: a join after that would never be written to
+    /// nor ended, so it is refused.
+    closed: bool,
+}
+
+/// One connected client: the sending half of its response body.
+struct Client {
+    /// Its queue. Bounded: a full queue is a client too slow to keep up.
+    tx: mpsc::Sender<sse::Event>,
+    /// The newest event the client already has (or asked not to get): the broadcaster skips
+    /// events up to here. Only ever ahead of `last_sent` for a client that resumed from an
+    /// id the broadcaster had not pushed yet, say one from a publish receipt.
+    after: u64,
+}
+
+impl Broadcaster {
+    /// Subscribes to the hub and spawns the broadcaster on the current runtime.
+    ///
+    /// The subscription is taken here, before the server accepts anyone, so `last_sent` is
+    /// a real position by the time the first client joins.
+    pub fn start(service: Arc<Service>) -> Arc<Self> {
+        let (broadcaster, live) = Broadcaster::new(service);
+        tokio::spawn(Arc::clone(&broadcaster).run(live));
+        broadcaster
+    }
+
+    /// An empty list positioned where the hub stands, and the hub's live feed for it.
+    fn new(service: Arc<Service>) -> (Arc<Self>, broadcast::Receiver<Arc<Event>>) {
+        let Subscription { live, position, .. } = service.hub.subscribe(None);
+        let broadcaster = Arc::new(Broadcaster {
+            service,
+            clients: Mutex::new(Clients {
+                list: Vec::new(),
+                last_sent: position,
+                last_id: None,
+                closed: false,
+            }),
+        });
+        (broadcaster, live)
+    }
+
+    /// The broadcaster task: every event from the hub, to every client, until shutdown.
+    async fn run(self: Arc<Self>, mut live: broadcast::Receiver<Arc<Event>>) {
+        let service = &self.service;
+        loop {
+            let received = tokio::select! {
+                received = live.recv() => received,
+                () = service.shutdown.cancelled() => break,
+            };
+            match received {
+                Ok(event) => self.lock().push(&event, &service.metrics),
+                Err(RecvError::Lagged(missed)) => {
+                    live = self.lock().resync(missed, service);
+                }
+                // The hub is gone; nothing more will ever be published.
+                Err(RecvError::Closed) => break,
+            }
+        }
+        let mut clients = self.lock();
+        clients.closed = true;
+        // Dropping every sender ends every stream once its queue has drained; a client too
+        // stalled to drain it is cut off by actix's shutdown timeout instead.
+        clients.list.clear();
+    }
+
+    /// Puts a new client on the list, its queue already holding `welcome`, `reset` (if
+    /// any) and its replay; `None` once the broadcaster has stopped.
+    ///
+    /// Everything happens under the list's lock, which the broadcaster also takes for each
+    /// event, so no event can be pushed between reading `last_sent` and joining the list:
+    /// the client gets events up to `last_sent` from its replay and every later one from the
+    /// broadcaster, with no gap and no duplicate even while publishers are busy.
+    fn join(&self, last_event_id: Option<&str>) -> Option<mpsc::Receiver<sse::Event>> {
+        let service = &self.service;
+        let mut clients = self.lock();
+        if clients.closed {
+            return None;
+        }
+        // `subscribe` rather than `replay`: it also says where the hub stands (`position`),
+        // which is the client's starting point when its replay is empty. The live receiver
+        // is not needed; the broadcaster is this client's live feed.
+        let Subscription {
+            mut replay,
+            position,
+            ..
+        } = service.hub.subscribe(last_event_id);
+        let after = replay
+            .events
+            .first()
+            .map_or(position, |first| seq_of(first).saturating_sub(1));
+        // The splice. The hub's replay runs up to its newest event, but events after
+        // `last_sent` are still on their way through the broadcaster, which will push them
+        // to this client once it is on the list; replaying them too would send them twice.
+        let last_sent = clients.last_sent;
+        replay.events.retain(|event| seq_of(event) <= last_sent);
+        let (reset, replay) = service.catch_up(replay);
+        // Room for all of the opening, plus the `--queue` the client may fall behind.
+        let capacity = service.config.queue as usize + 2 + replay.len();
+        let (tx, rx) = mpsc::channel(capacity);
+        for event in once(service.welcome()).chain(reset).chain(replay) {
+            // Cannot fail: the queue was sized for the opening, and `rx` is still here.
+            let _ = tx.try_send(to_actix(&event));
+        }
+        clients.list.push(Client { tx, after });
+        Some(rx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Clients> {
+        // Every update under this lock is a single push, assignment or `retain`, so a panic
+        // elsewhere cannot leave the list half-changed; a poisoned lock is still usable.
+        self.clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Clients {
+    /// Pushes one hub event to every client, dropping those that cannot take it.
+    fn push(&mut self, event: &Event, metrics: &Metrics) {
+        // Hub events always have ids; the unsequenced frames are built per client in `join`.
+        let Some(id) = event.id.clone() else { return };
+        let seq = id.seq;
+        self.last_sent = seq;
+        self.last_id = Some(id);
+        // Encoded once for everyone: cloning an actix event shares its bytes.
+        let frame = to_actix(event);
+        self.list.retain(|client| {
+            if seq <= client.after {
+                return true;
+            }
+            match client.tx.try_send(frame.clone()) {
+                Ok(()) => true,
+                // The slow-consumer policy. A full queue means the client is `--queue`
+                // events behind and its socket is not draining; waiting for it would stall
+                // every other client, and buffering more would let one reader grow memory
+                // without bound. Dropping the sender ends its stream after what is queued,
+                // and that is safe: the browser reconnects with the `Last-Event-ID` of the
+                // last event it got, and `join` replays the rest from history.
+                Err(TrySendError::Full(_)) => {
+                    metrics.add_lagged(1);
+                    false
+                }
+                // The response body is gone: actix dropped it when the client left.
+                Err(TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// Recovers after the broadcaster itself fell more than `--queue` events behind the
+    /// hub (`Lagged`): the events it skipped never reached any client.
+    ///
+    /// Resubscribing after the last event pushed gives exactly what was skipped, plus a
+    /// fresh live receiver that starts where that replay ends, so pushing the replay closes
+    /// the gap and clients that did nothing wrong stay connected. Only when that is not
+    /// possible (nothing pushed yet, so no id to resume after, or the gap already evicted
+    /// from history) are all clients dropped: each then resumes from its own last id.
+    fn resync(&mut self, missed: u64, service: &Service) -> broadcast::Receiver<Arc<Event>> {
+        let after = self.last_id.clone();
+        let Subscription {
+            replay,
+            live,
+            position,
+        } = service.hub.subscribe(after.as_ref().map(EventId::as_str));
+        if after.is_some() && replay.reset.is_none() {
+            tracing::warn!(
+                missed,
+                "broadcaster fell behind the hub; pushing from history"
+            );
+            for event in &replay.events {
+                self.push(event, &service.metrics);
+            }
+        } else {
+            tracing::warn!(
+                missed,
+                "broadcaster fell behind history; dropping every client"
+            );
+            for _ in self.list.drain(..) {
+                service.metrics.add_lagged(missed);
+            }
+            self.last_id = None;
+        }
+        self.last_sent = position;
+        live
+    }
+}
+
+/// `GET /stream`: admits the client, joins it to the list, and streams its queue.
+pub async fn stream(broadcaster: Data<Broadcaster>, request: HttpRequest) -> HttpResponse {
+    let service = &broadcaster.service;
+    let last_event_id = request
+        .headers()
+        .get("last-event-id")
+        .map(HeaderValue::as_bytes);
+    let last_event_id = resume_point(last_event_id, Some(request.query_string()));
+    if service.shutdown.is_cancelled() {
+        return crate::reply(Reply::error(503, "shutting down"));
+    }
+    let guard = match service.admit() {
+        Ok(guard) => guard,
+        Err(refused) => return crate::reply(refused),
+    };
+    let Some(queue) = broadcaster.join(last_event_id.as_deref()) else {
+        return crate::reply(Reply::error(503, "shutting down"));
+    };
+    let events = ReceiverStream::new(queue).map(move |event| {
+        // Owning the guard here ties the gauge to the body, which actix drops as soon as
+        // it finds the client gone, without waiting for the broadcaster to notice.
+        let _connected = &guard;
+        event
+    });
+    let mut response = sse::Sse::from_infallible_stream(events)
+        .with_retry_duration(service.config.retry())
+        // Also what reaps an idle stream: actix only sees that a client left when a write
+        // fails, and the keep-alive is the write that comes when no event does.
+        .with_keep_alive(service.keepalive())
+        .respond_to(&request);
+    for (name, value) in STREAM_HEADERS {
+        response.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
+}
+
+/// One core event as actix-web-lab's SSE event. sse-core has already validated the name
+/// and normalised the data to LF-separated lines, so nothing here can break the framing.
+fn to_actix(event: &Event) -> sse::Event {
+    let mut data = sse::Data::new(event.data.clone());
+    if let Some(name) = event.name_str() {
+        data = data.event(name);
+    }
+    if let Some(id) = event.id_str() {
+        data = data.id(id);
+    }
+    sse::Event::Data(data)
+}
+
+/// The sequence number of a hub event (hub events always have ids).
+fn seq_of(event: &Event) -> u64 {
+    event.id.as_ref().map_or(0, |id| id.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sse_core::{CancellationToken, Config, Draft};
+
+    /// A broadcaster whose task the test plays by hand, one `push` at a time.
+    fn broadcaster(queue: u32) -> (Arc<Broadcaster>, broadcast::Receiver<Arc<Event>>) {
+        let mut config = Config::defaults();
+        config.queue = queue;
+        Broadcaster::new(Service::new(
+            crate::SERVER,
+            config,
+            CancellationToken::new(),
+        ))
+    }
+
+    async fn publish(service: &Service, count: usize) -> Vec<Arc<Event>> {
+        let mut events = Vec::new();
+        for n in 0..count {
+            let draft = Draft::new(None, &n.to_string());
+            events.push(service.hub.publish(draft).await.expect("memory hub"));
+        }
+        events
+    }
+
+    /// What the broadcaster task does with each event it receives.
+    async fn push_next(broadcaster: &Broadcaster, live: &mut broadcast::Receiver<Arc<Event>>) {
+        let event = live.recv().await.expect("an event is waiting");
+        broadcaster
+            .lock()
+            .push(&event, &broadcaster.service.metrics);
+    }
+
+    /// The ids in a client's queue, as they would go on the wire.
+    async fn ids(queue: &mut mpsc::Receiver<sse::Event>) -> Vec<String> {
+        let mut frames = Vec::new();
+        while let Ok(frame) = queue.try_recv() {
+            frames.push(frame);
+        }
+        let sse = sse::Sse::from_infallible_stream(futures_util::stream::iter(frames));
+        let bytes = actix_web::body::to_bytes(sse).await.expect("encodable");
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|line| line.strip_prefix("id: ").map(str::to_owned))
+            .collect()
+    }
+
+    fn id_strs(events: &[Arc<Event>]) -> Vec<String> {
+        let id = |e: &Arc<Event>| e.id_str().expect("hub events have ids").to_owned();
+        events.iter().map(id).collect()
+    }
+
+    #[tokio::test]
+    async fn join_splices_replay_and_live_where_the_broadcaster_stands() {
+        let (broadcaster, mut live) = broadcaster(64);
+        let service = Arc::clone(&broadcaster.service);
+        let events = publish(&service, 5).await;
+        // The broadcaster has pushed 1 to 3 while 4 and 5 are still on their way.
+        for _ in 0..3 {
+            push_next(&broadcaster, &mut live).await;
+        }
+        let mut behind = broadcaster.join(events[0].id_str()).expect("open");
+        // Resuming after 5, which came back in a publish receipt before the push.
+        let mut ahead = broadcaster.join(events[4].id_str()).expect("open");
+        let events = [events, publish(&service, 1).await].concat();
+        for _ in 0..3 {
+            push_next(&broadcaster, &mut live).await;
+        }
+        assert_eq!(ids(&mut behind).await, id_strs(&events[1..]));
+        assert_eq!(ids(&mut ahead).await, id_strs(&events[5..]));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_disconnects_the_client() {
+        let (broadcaster, mut live) = broadcaster(1);
+        let service = Arc::clone(&broadcaster.service);
+        // A queue of 1 + 2: welcome and two events fill it, and nobody reads.
+        let mut slow = broadcaster.join(None).expect("open");
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            events.extend(publish(&service, 1).await);
+            push_next(&broadcaster, &mut live).await;
+        }
+        assert!(broadcaster.lock().list.is_empty(), "dropped from the list");
+        assert_eq!(ids(&mut slow).await, id_strs(&events[..2]));
+        assert!(
+            slow.recv().await.is_none(),
+            "its stream ends after its queue"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lagging_broadcaster_pushes_what_it_missed_from_history() {
+        let (broadcaster, mut live) = broadcaster(2);
+        let service = Arc::clone(&broadcaster.service);
+        // One event pushed, so the broadcaster has an id to resume after.
+        publish(&service, 1).await;
+        push_next(&broadcaster, &mut live).await;
+        let mut client = broadcaster.join(None).expect("open");
+        // Three events into a feed of two: the broadcaster lags by one.
+        let missed = publish(&service, 3).await;
+        let Err(RecvError::Lagged(skipped)) = live.recv().await else {
+            panic!("the broadcaster's feed should have lagged");
+        };
+        let mut live = broadcaster.lock().resync(skipped, &service);
+        assert_eq!(ids(&mut client).await, id_strs(&missed));
+        assert_eq!(broadcaster.lock().list.len(), 1, "the client stays on");
+        // The fresh feed starts after the replay: nothing is pushed twice.
+        let next = publish(&service, 1).await;
+        push_next(&broadcaster, &mut live).await;
+        assert_eq!(ids(&mut client).await, id_strs(&next));
+    }
+}

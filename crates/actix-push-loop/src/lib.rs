@@ -1,0 +1,203 @@
+//! actix-push-loop: the sse-idioms contract on actix-web, with one task pushing every event
+//! to a list of connected clients.
+//!
+//! The idiom is in [`broadcaster`]. This file is the plumbing every variant has in its own
+//! framework's words: routes, CORS, publish, metrics, the shared client, and start/stop.
+//! Everything the contract decides (status codes, bodies, headers) comes from sse-core as a
+//! [`Reply`]; [`reply`] is the one place that turns it into an actix response.
+
+pub mod broadcaster;
+
+use std::io;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, ORIGIN,
+};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Route};
+use sse_core::publish::MAX_BODY_BYTES;
+use sse_core::{CancellationToken, Config, Reply, Service};
+
+use crate::broadcaster::Broadcaster;
+
+/// The name this variant gives in `welcome` and on metrics.
+pub const SERVER: &str = "actix-push-loop";
+
+/// Worker threads, each serving the connections it accepted.
+///
+/// Two, whatever the machine: a worker only copies frames the broadcaster already encoded
+/// onto sockets, so more threads add little, but a worker is one thread for all of its
+/// connections, and a second one keeps streams moving while the first is busy with a
+/// request (parsing a 64 KiB publish, filling a long replay into a joining client's queue).
+const WORKERS: usize = 2;
+
+/// Seconds actix waits for open connections at shutdown before dropping them.
+///
+/// The broadcaster ends every stream as soon as shutdown is cancelled, so healthy clients
+/// are gone at once; this bound is for a stalled client that never drains its queue, and
+/// keeps the whole stop within the contract's 5 s.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
+
+/// The app: every endpoint of the contract, with the CORS policy around all of them.
+pub fn app(
+    service: Arc<Service>,
+    broadcaster: Arc<Broadcaster>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(Data::from(service))
+        .app_data(Data::from(broadcaster))
+        .service(endpoint("/stream", web::get().to(broadcaster::stream)))
+        .service(endpoint("/publish", web::post().to(publish)))
+        .service(endpoint(
+            "/metrics",
+            web::get().to(|s: Data<Service>| async move { reply(s.metrics_reply()) }),
+        ))
+        .service(endpoint(
+            "/healthz",
+            web::get().to(|s: Data<Service>| async move { reply(s.health_reply()) }),
+        ))
+        .default_service(web::to(assets))
+        .wrap(from_fn(cors))
+}
+
+/// Serves `listener` until `shutdown` is cancelled; every open stream ends then too.
+///
+/// Must run inside an actix `System` (see [`serve`]): the server, the broadcaster and the
+/// ticker are all spawned on it.
+pub async fn run(
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let service = Service::new(SERVER, config, shutdown.clone());
+    let broadcaster = Broadcaster::start(Arc::clone(&service));
+    sse_core::ticker::spawn(Arc::clone(&service));
+    HttpServer::new(move || app(Arc::clone(&service), Arc::clone(&broadcaster)))
+        .workers(WORKERS)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // sse-core owns the signals (one watcher for every variant), so actix installs none
+        // and starts its graceful stop when the token is cancelled instead.
+        .disable_signals()
+        .shutdown_signal(shutdown.cancelled_owned())
+        .listen(listener)?
+        .run()
+        .await
+}
+
+/// [`run`] on an actix `System` of its own, for callers without one (`main`, the
+/// conformance suite).
+pub fn serve(
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    actix_web::rt::System::new().block_on(run(listener, config, shutdown))
+}
+
+/// The whole program: flags, logs, bind, serve until SIGINT or SIGTERM.
+pub fn main() -> ExitCode {
+    sse_core::cli::main(SERVER, serve)
+}
+
+/// A contract path: `route` for its method, the contract's JSON 405 for any other.
+///
+/// actix answers a wrong method on a resource with an empty 405 of its own and never
+/// reaches the app's default service, so each resource gets the JSON one here.
+fn endpoint(path: &'static str, route: Route) -> Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(move || async move {
+            reply(Reply::method_not_allowed(path))
+        }))
+}
+
+/// `POST /publish`: reads at most 64 KiB, and lets sse-core judge the rest.
+async fn publish(
+    service: Data<Service>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let bytes = payload.to_bytes_limited(MAX_BODY_BYTES).await;
+    let body = match &bytes {
+        Ok(Ok(bytes)) => Ok(&bytes[..]),
+        Ok(Err(error)) => Err(Reply::error(
+            400,
+            format!("could not read the body: {error}"),
+        )),
+        Err(_) => Err(Reply::too_large(MAX_BODY_BYTES)),
+    };
+    let header = |name| header(request.headers(), name);
+    reply(
+        service
+            .publish(header(CONTENT_TYPE), header(AUTHORIZATION), body)
+            .await,
+    )
+}
+
+/// The shared client for `GET`, the contract's JSON 404 for anything else.
+async fn assets(request: HttpRequest) -> HttpResponse {
+    let method = request.method();
+    match sse_core::assets::get(request.path()) {
+        Some(asset) if method == Method::GET || method == Method::HEAD => reply(asset),
+        // A page is read-only like `/stream`: the same 405 and `Allow`.
+        Some(_) => reply(Reply::method_not_allowed("/stream")),
+        None => reply(Reply::not_found()),
+    }
+}
+
+/// Answers preflights, and adds the policy's headers to every other response.
+async fn cors(
+    service: Data<Service>,
+    request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let origin = header(request.headers(), ORIGIN).map(str::to_owned);
+    if request.method() == Method::OPTIONS {
+        return Ok(request.into_response(reply(service.cors.preflight(origin.as_deref()))));
+    }
+    let mut response = next.call(request).await?;
+    append_headers(
+        response.headers_mut(),
+        service.cors.headers(origin.as_deref()),
+    );
+    Ok(response)
+}
+
+/// Writes a core [`Reply`] as an actix response.
+pub fn reply(reply: Reply) -> HttpResponse {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status)
+        .content_type(reply.content_type)
+        .body(reply.body);
+    append_headers(response.headers_mut(), reply.headers);
+    response
+}
+
+/// A request header as text, if present and visible ASCII.
+fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn append_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
+        // Header values come from validated config and our own formatting; skip rather
+        // than panic if one ever is not a valid header value.
+        if let Ok(value) = HeaderValue::try_from(value) {
+            map.append(HeaderName::from_static(name), value);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The generator idiom (Flask style): every connection runs its own generator.
+//!
+//! `GET /stream` starts one `async_stream::stream!` per client and hands it to warp. The
+//! generator reads like the loop a Flask view would write with `yield`: send `retry`, send
+//! `welcome`, send a `reset` if the hub asks for one, send the replayed history, then wait for
+//! the next live event and send it, again and again, until there is a reason to stop. Each
+//! `yield` is one frame on the wire, written when warp next polls the generator, so the
+//! socket's pace is the generator's pace.
+//!
+//! Where the idiom needs care:
+//! - The splice between replay and live is not this file's to get right: the hub hands out
+//!   the replay and the live receiver atomically, and the generator drains one, then the other.
+//! - A subscriber that falls more than `--queue` events behind gets `Lagged` from the
+//!   broadcast channel; the generator counts it and returns (the slow-consumer policy), and
+//!   the browser reconnects with `Last-Event-ID` and resumes from history.
+//! - warp's graceful shutdown waits for open responses, and an SSE response never finishes by
+//!   itself, so the wait for a live event is a `select!` against the shutdown token.
+//! - warp wants the stream `Send + Sync`: the generator holds the `broadcast::Receiver`
+//!   itself across its awaits, never a boxed stream (which is not `Sync`).
+//! - Per-connection state is the generator's locals. The client's place in the
+//!   connected-clients gauge is a guard moved into the generator: when hyper drops the
+//!   response on disconnect, the generator drops, and the guard with it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use async_stream::stream;
+use futures_util::Stream;
+use sse_core::{Opening, STREAM_HEADERS, Service, resume_point};
+use tokio::sync::broadcast::error::RecvError;
+use warp::http::{HeaderMap, HeaderValue};
+use warp::reply::{Reply as _, Response};
+use warp::sse::Event;
+
+/// `GET /stream`: the contract's event stream for one client.
+///
+/// The resume point comes from the raw `Last-Event-ID` bytes and the raw query, because
+/// warp's own `sse::last_event_id` filter would reject the request outright when the header
+/// does not parse, and the contract wants a `reset` frame for a bad id, not an error.
+pub fn stream(service: Arc<Service>, headers: &HeaderMap, query: Option<&str>) -> Response {
+    let last_event_id = headers.get("last-event-id").map(HeaderValue::as_bytes);
+    let last_event_id = resume_point(last_event_id, query);
+    let opening = match service.open_stream(last_event_id.as_deref()) {
+        Ok(opening) => opening,
+        Err(refused) => return crate::reply(refused),
+    };
+
+    let keep_alive = warp::sse::keep_alive()
+        .interval(service.keepalive())
+        .text("keep-alive");
+    let mut response =
+        warp::sse::reply(keep_alive.stream(generator(service, opening))).into_response();
+    // warp sets Content-Type and Cache-Control; the contract adds X-Accel-Buffering.
+    for (name, value) in STREAM_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// One client's connection, as a generator of frames in contract order.
+///
+/// `Sync` is warp's demand (`sse::reply` takes only `Send + Sync` streams). The generator
+/// keeps it by holding the `broadcast::Receiver` itself: a boxed stream held across an await
+/// (`BroadcastStream`, say) is not `Sync`, and the whole generator would stop compiling.
+fn generator(
+    service: Arc<Service>,
+    opening: Opening,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + Sync + 'static {
+    let Opening {
+        guard,
+        retry,
+        welcome,
+        reset,
+        replay,
+        mut live,
+    } = opening;
+    stream! {
+        // Owned by the generator, so the gauge counts this client exactly as long as warp
+        // keeps the stream: hyper drops it when the client goes or the generator returns.
+        let _connected = guard;
+
+        // `retry:500`: a frame with no data, which browsers apply and do not dispatch.
+        yield Ok(Event::default().retry(retry));
+        // `event: welcome` + `data: {...}`, no `id:`, so the client's resume point stays put.
+        yield Ok(to_warp(&welcome));
+        // `event: reset`, also without an id, when the client's last id was not resumable.
+        if let Some(reset) = reset {
+            yield Ok(to_warp(&reset));
+        }
+        // What the client missed, oldest first, each with its `id:`. Unlike the pipeline
+        // (axum), there is no chain to build: catch-up is a plain `for` loop, and the order
+        // of the contract is the order of the lines.
+        for event in replay {
+            yield Ok(to_warp(&event));
+        }
+
+        // Live: one event per turn of the loop. This is where the idiom helps most: the
+        // reasons to stop are ordinary `return`s next to the await that discovers them,
+        // rather than `map_while`/`take_until` adaptors (axum) or a fan-out task that has to
+        // find and drop this client's sender (actix). The price is that the generator is
+        // only polled when warp wants the next frame, so shutdown is noticed here, at the
+        // wait, and nowhere else.
+        loop {
+            // The select only says what happened; the `match` below decides what goes out,
+            // so every `yield` and `return` of the live phase sits in one place.
+            let received = tokio::select! {
+                // Checked first so that a busy feed cannot keep a stopping server waiting.
+                biased;
+                () = service.shutdown.cancelled() => return,
+                received = live.recv() => received,
+            };
+            match received {
+                // `event: <name>` + `data: ...` + `id: <epoch>-<seq>`.
+                Ok(event) => yield Ok(to_warp(&event)),
+                // More than `--queue` behind: end the response; the browser reconnects with
+                // Last-Event-ID and gets the rest from history.
+                Err(RecvError::Lagged(missed)) => {
+                    service.metrics.add_lagged(missed);
+                    return;
+                }
+                // The hub is gone: nothing more will come.
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// One core event as warp's SSE event, written `field: value` as the spec's examples and the
+/// other variants write it.
+///
+/// warp writes `field:value`, with no space, and a client removes one space after the colon,
+/// so data that began with a space would arrive one space short. Starting every value, and
+/// every line of data, with a space of our own keeps such data intact. sse-core has already
+/// validated the name and normalised the data to LF-separated lines, which is all warp
+/// splits on, so every line of data gets its own `data: ` prefix.
+fn to_warp(event: &sse_core::Event) -> Event {
+    let mut out = Event::default();
+    if let Some(name) = event.name_str() {
+        out = out.event(format!(" {name}"));
+    }
+    if let Some(id) = event.id_str() {
+        out = out.id(format!(" {id}"));
+    }
+    // warp's Event owns its text, so each client copies it once, as it writes it.
+    out.data(format!(" {}", event.data.replace('\n', "\n ")))
+}

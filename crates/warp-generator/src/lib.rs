@@ -1,0 +1,213 @@
+//! warp-generator: the sse-idioms contract on warp, with each stream written as a generator.
+//!
+//! The idiom is in [`generator`]. This file is the plumbing every variant has in its own
+//! framework's words: routes, CORS, publish, metrics, the shared client, and start/stop.
+//! Everything the contract decides (status codes, bodies, headers) comes from sse-core as a
+//! [`Reply`]; [`reply`] is the one place that turns it into a warp response.
+
+pub mod generator;
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::io;
+use std::pin::pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt as _};
+use sse_core::publish::MAX_BODY_BYTES;
+use sse_core::{CancellationToken, Config, Reply, Service};
+use warp::filters::path::FullPath;
+use warp::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN};
+use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use warp::reply::Response;
+use warp::{Buf, Filter};
+
+/// The name this variant gives in `welcome` and on metrics.
+pub const SERVER: &str = "warp-generator";
+
+/// The routes: every endpoint of the contract, with the CORS policy around all of them.
+///
+/// The error type is `Infallible`: the last route answers every method and path, so no
+/// request ever falls through to warp's own rejections, whose bodies are text and whose
+/// status codes (405 for an unknown path tried with one route's wrong method) differ from
+/// the contract's.
+pub fn routes(
+    service: Arc<Service>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let service = warp::any().map(move || Arc::clone(&service));
+    let headers = warp::header::headers_cloned();
+    // `query::raw` rejects a request that has no query; here that is just no query.
+    let query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+
+    let stream = warp::get()
+        .and(warp::path!("stream"))
+        .and(service.clone())
+        .and(headers)
+        .and(query)
+        .map(|service, headers: HeaderMap, query: Option<String>| {
+            generator::stream(service, &headers, query.as_deref())
+        });
+    let publish = warp::post()
+        .and(warp::path!("publish"))
+        .and(service.clone())
+        .and(headers)
+        .and(warp::body::stream())
+        .then(publish);
+    let metrics = warp::get()
+        .and(warp::path!("metrics"))
+        .and(service.clone())
+        .map(|service: Arc<Service>| reply(service.metrics_reply()));
+    let healthz = warp::get()
+        .and(warp::path!("healthz"))
+        .and(service.clone())
+        .map(|service: Arc<Service>| reply(service.health_reply()));
+    let fallback = warp::method().and(warp::path::full()).map(fallback);
+
+    let endpoints = stream
+        .or(publish)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(healthz)
+        .unify()
+        .or(fallback)
+        .unify();
+
+    // Preflights are answered whole by the policy; every other response gets its headers.
+    let preflight = warp::options().and(service.clone()).and(headers).map(
+        |service: Arc<Service>, headers: HeaderMap| reply(service.cors.preflight(origin(&headers))),
+    );
+    let with_cors = service.and(headers).and(endpoints).map(
+        |service: Arc<Service>, headers: HeaderMap, mut response: Response| {
+            append_headers(
+                response.headers_mut(),
+                service.cors.headers(origin(&headers)),
+            );
+            response
+        },
+    );
+    preflight.or(with_cors).unify()
+}
+
+/// Serves `listener` until `shutdown` is cancelled; every open stream ends then too.
+pub async fn run(
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let service = Service::new(SERVER, config, shutdown.clone());
+    sse_core::ticker::spawn(Arc::clone(&service));
+    // warp logs accept errors and keeps accepting, so serving itself has no error to return.
+    let server = warp::serve(routes(service))
+        .incoming(listener)
+        .graceful(shutdown.clone().cancelled_owned())
+        .run();
+    tokio::select! {
+        () = server => {}
+        () = sse_core::cli::grace_expired(shutdown) => {}
+    }
+    Ok(())
+}
+
+/// [`run`] on a runtime of its own, for callers without one (`main`, the conformance suite).
+pub fn serve(
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    sse_core::cli::block_on(run(listener, config, shutdown))
+}
+
+/// The whole program: flags, logs, bind, serve until SIGINT or SIGTERM.
+pub fn main() -> ExitCode {
+    sse_core::cli::main(SERVER, serve)
+}
+
+/// `POST /publish`: reads at most 64 KiB, and lets sse-core judge the rest.
+async fn publish<B: Buf>(
+    service: Arc<Service>,
+    headers: HeaderMap,
+    body: impl Stream<Item = Result<B, warp::Error>>,
+) -> Response {
+    let bytes = read_limited(body).await;
+    let body = bytes.as_deref().map_err(Reply::clone);
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    reply(
+        service
+            .publish(header(CONTENT_TYPE), header(AUTHORIZATION), body)
+            .await,
+    )
+}
+
+/// Reads a body up to [`MAX_BODY_BYTES`], stopping at the first byte past it.
+///
+/// warp's `content_length_limit` trusts `Content-Length` and rejects a chunked body that has
+/// none, so the limit is counted here, as the bytes arrive.
+async fn read_limited<B: Buf>(
+    body: impl Stream<Item = Result<B, warp::Error>>,
+) -> Result<Vec<u8>, Reply> {
+    let mut body = pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk
+            .map_err(|error| Reply::error(400, format!("could not read the body: {error}")))?;
+        if bytes.len() + chunk.remaining() > MAX_BODY_BYTES {
+            return Err(Reply::too_large(MAX_BODY_BYTES));
+        }
+        bytes.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+    }
+    Ok(bytes)
+}
+
+/// The shared client for `GET`, the contract's JSON 405 or 404 for anything else.
+fn fallback(method: Method, path: FullPath) -> Response {
+    let path = path.as_str();
+    match sse_core::assets::get(path) {
+        Some(asset) if method == Method::GET || method == Method::HEAD => reply(asset),
+        // The page's files take the same methods as `/stream`, so they share its `Allow`.
+        Some(_) => reply(Reply::method_not_allowed("/stream")),
+        // 405 for a known path (`GET /publish`, `POST /stream`), else 404.
+        None => reply(Reply::method_not_allowed(path)),
+    }
+}
+
+/// The request's `Origin`, if it is readable text.
+fn origin(headers: &HeaderMap) -> Option<&str> {
+    headers.get(ORIGIN).and_then(|v| v.to_str().ok())
+}
+
+/// Writes a core [`Reply`] as a warp response.
+pub fn reply(reply: Reply) -> Response {
+    // The page's files are `'static`: hand them to hyper without a copy.
+    let mut response = Response::new(match reply.body {
+        Cow::Borrowed(text) => text.into(),
+        Cow::Owned(text) => text.into(),
+    });
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    append_headers(response.headers_mut(), reply.headers);
+    response
+}
+
+fn append_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
+        // Header values come from validated config and our own formatting; skip rather
+        // than panic if one ever is not a valid header value.
+        if let Ok(value) = HeaderValue::try_from(value) {
+            map.append(HeaderName::from_static(name), value);
+        }
+    }
+}
