@@ -1,0 +1,181 @@
+//! The launcher's life cycle, run as a user runs it: `sse-demo --port 0` starts three
+//! variant processes and the compare page; Ctrl-C stops them all; a variant that dies takes
+//! the demo down with it, and the others too.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use sse_conformance::Target;
+use sse_conformance::client::{self, Events, StreamRequest};
+
+/// A running demo and what it printed at start.
+struct Demo {
+    child: Child,
+    page: String,
+    /// `(name, url, pid)` per variant.
+    variants: Vec<(String, String, i32)>,
+}
+
+impl Drop for Demo {
+    /// A failed test must not leave the demo (and its variants) running.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `sse-demo --port 0` and reads its start-up lines.
+#[expect(clippy::zombie_processes, reason = "the child is waited on when its Demo drops")]
+fn start() -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
+        .args(["--port", "0", "--", "--tick-ms", "300"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sse-demo starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keeps draining after start-up, so the demo never writes into a full pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let mut variants = Vec::new();
+    loop {
+        let line = received
+            .recv_timeout(Duration::from_secs(60))
+            .expect("start-up lines within 60 s");
+        if let Some(url) = line.strip_prefix("compare page listening on ") {
+            return Demo {
+                child,
+                page: url.to_owned(),
+                variants,
+            };
+        }
+        // "<name> listening on <url> (pid <pid>)"
+        let (name, rest) = line.split_once(" listening on ").expect("a variant line");
+        let (url, pid) = rest.split_once(" (pid ").expect("a pid");
+        let pid = pid.trim_end_matches(')').parse().expect("a numeric pid");
+        variants.push((name.to_owned(), url.to_owned(), pid));
+    }
+}
+
+fn target(url: &str) -> Target {
+    Target::new(url::Url::parse(url).expect("a URL"))
+}
+
+/// Waits for `child` to exit within `bound`.
+fn wait_exit(child: &mut Child, bound: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sse-demo did not exit within {bound:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn gone(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH)
+}
+
+fn stderr_text(stderr: Option<ChildStderr>) -> String {
+    let mut text = String::new();
+    if let Some(mut stderr) = stderr {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_three_variants_with_a_compare_page_and_stops_them_on_ctrl_c() {
+    let mut demo = start();
+    let names: Vec<_> = demo
+        .variants
+        .iter()
+        .map(|(name, _, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["axum-stream-map", "actix-push-loop", "warp-generator"]
+    );
+
+    let page = target(&demo.page);
+    let html = client::get(&page, "/").await.expect("the page");
+    assert!(
+        html.status == 200 && html.body.contains("compare.js"),
+        "{html:?}"
+    );
+    let listing = client::get(&page, "/variants.json")
+        .await
+        .expect("the listing");
+    for (name, url, _) in &demo.variants {
+        assert!(
+            listing.body.contains(name) && listing.body.contains(url),
+            "{}",
+            listing.body
+        );
+    }
+    for path in ["/compare.js", "/stream-pane.js", "/style.css"] {
+        assert_eq!(
+            client::get(&page, path).await.expect("an asset").status,
+            200,
+            "{path}"
+        );
+    }
+
+    // Each variant streams to the page's origin, with credentials.
+    for (name, url, _) in &demo.variants {
+        let request = StreamRequest {
+            origin: Some(demo.page.clone()),
+            ..Default::default()
+        };
+        let mut events = Events::open(&target(url), &request)
+            .await
+            .expect("a stream");
+        assert_eq!(
+            client::header(&events.headers, "access-control-allow-origin"),
+            demo.page,
+            "{name}"
+        );
+        assert_eq!(events.welcome().await.expect("welcome").server, *name);
+    }
+
+    kill(Pid::from_raw(demo.child.id() as i32), Signal::SIGINT).expect("signal");
+    let status = wait_exit(&mut demo.child, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "{status}: {}",
+        stderr_text(demo.child.stderr.take())
+    );
+    for (name, _, pid) in &demo.variants {
+        assert!(gone(*pid), "{name} still running");
+    }
+}
+
+#[test]
+fn a_variant_that_dies_stops_the_demo_and_the_others() {
+    let mut demo = start();
+    let (victim, _, pid) = demo.variants[1].clone();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("signal");
+    let status = wait_exit(&mut demo.child, Duration::from_secs(15));
+    assert!(!status.success(), "the demo must fail when a variant dies");
+    let stderr = stderr_text(demo.child.stderr.take());
+    assert!(stderr.contains(&format!("{victim} exited")), "{stderr}");
+    for (name, _, pid) in &demo.variants {
+        assert!(gone(*pid), "{name} still running");
+    }
+}
