@@ -292,6 +292,45 @@ mod tests {
         assert!(matches!(sub.live.try_recv(), Err(TryRecvError::Lagged(1))));
     }
 
+    /// The splice, hammered: while publishers run flat out, thousands of subscriptions each
+    /// check that their first live event is the one right after their position. A
+    /// subscription that took its replay and its receiver under two locks would miss or
+    /// repeat whatever was published between them.
+    #[test]
+    fn live_starts_exactly_after_the_subscription_position() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let hub = Arc::new(hub(64, 1 << 16));
+        let stop = Arc::new(AtomicBool::new(false));
+        let publishers: Vec<_> = (0..2)
+            .map(|_| {
+                let (hub, stop) = (Arc::clone(&hub), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        hub.publish_now(draft("x"));
+                    }
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for _ in 0..50_000 {
+            let mut sub = hub.subscribe(None);
+            let first = loop {
+                match sub.live.try_recv() {
+                    Ok(event) => break seq_of(&event),
+                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                    Err(other) => panic!("receiver failed: {other:?}"),
+                }
+            };
+            assert_eq!(first, sub.position + 1, "gap or overlap at the splice");
+            checked += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for publisher in publishers {
+            publisher.join().expect("publisher thread");
+        }
+        assert_eq!(checked, 50_000);
+    }
+
     /// Many publishers and many subscribers joining mid-stream: each subscriber's replay
     /// followed by its live events is exactly the published sequence after its resume point.
     #[test]
