@@ -8,7 +8,7 @@
 //! variant's own `main`, selected by the `SSE_CONFORMANCE_SERVE` environment variable.
 
 use std::io::{self, BufRead, BufReader};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sse_core::{CancellationToken, Config};
 
-use crate::client::{Events, StreamRequest};
+use crate::client::{Events, Publisher, StreamRequest};
 use crate::{Check, Problem, Target, checks, run_check};
 
 /// A server implementation under test: one line in the registry.
@@ -114,10 +114,28 @@ pub struct Server {
 impl Server {
     /// Starts `variant` on 127.0.0.1 with [`TEST_FLAGS`].
     pub fn start(variant: Variant) -> io::Result<Server> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Server::start_with(variant, &[], SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts `variant` listening on `addr` with [`TEST_FLAGS`], where each flag named in
+    /// `extra_flags` (`["--retry-ms", "300", ...]`) replaces the test flag of that name.
+    ///
+    /// A chosen address lets a test restart a server on the port a browser already knows;
+    /// the extra flags let it allow the origin of a page it serves itself. The [`Target`]
+    /// describes the server as configured, extra flags included.
+    pub fn start_with(
+        variant: Variant,
+        extra_flags: &[&str],
+        addr: SocketAddr,
+    ) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr)?;
         let base = format!("http://{}", listener.local_addr()?);
-        let config = Config::try_parse_from(std::iter::once("test").chain(TEST_FLAGS))
+        let config = Config::try_parse_from(std::iter::once("test").chain(with_flags(extra_flags)))
             .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut target = Target::new(url::Url::parse(&base).map_err(io::Error::other)?);
+        target.token = config.publish_token.clone();
+        target.allowed_origin = config.allowed_origins.first().cloned();
+        target.max_clients = Some(config.max_clients);
         let shutdown = CancellationToken::new();
         let (done, stopped) = mpsc::channel();
         let token = shutdown.clone();
@@ -125,10 +143,6 @@ impl Server {
             // The receiver may be gone if the check already failed; nothing to report then.
             let _ = done.send((variant.serve)(listener, config, token));
         });
-        let mut target = Target::new(url::Url::parse(&base).map_err(io::Error::other)?);
-        target.token = Some(TOKEN.into());
-        target.allowed_origin = Some(ALLOWED_ORIGIN.into());
-        target.max_clients = Some(MAX_CLIENTS);
         Ok(Server {
             target,
             shutdown,
@@ -147,6 +161,31 @@ impl Server {
             )),
         }
     }
+}
+
+impl Drop for Server {
+    /// A server dropped without [`Server::stop`] (a test that failed half-way) is still told
+    /// to stop, so that its thread does not serve on for the rest of the test binary.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// [`TEST_FLAGS`] with every flag named in `extra` replaced by `extra`'s value(s).
+///
+/// Replacing rather than appending keeps the meaning independent of how clap treats a
+/// repeated flag (last wins for a value, appends for a list such as `--allowed-origins`).
+fn with_flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let named = |flag: &str| extra.contains(&flag);
+    // Every test flag takes exactly one value, so they come in pairs.
+    let mut flags: Vec<&str> = TEST_FLAGS
+        .chunks(2)
+        .filter(|pair| !named(pair[0]))
+        .flatten()
+        .copied()
+        .collect();
+    flags.extend_from_slice(extra);
+    flags
 }
 
 /// A current-thread runtime for one trial's client side.
@@ -236,7 +275,7 @@ fn wait_exit(child: &mut Child, bound: Duration) -> Result<std::process::ExitSta
 }
 
 /// Points 12 and 13: `--port 0` prints the bound address; SIGINT and SIGTERM each end the
-/// open streams and exit 0 within 5 s.
+/// open streams and exit 0 within 5 s, even when the clients have stopped reading.
 fn signals_end_streams(variant: Variant) -> Result<(), Failed> {
     let runtime = runtime()?;
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
@@ -255,6 +294,13 @@ fn signals_end_streams(variant: Variant) -> Result<(), Failed> {
                     let mut events = Events::open(&target, &StreamRequest::default()).await?;
                     events.welcome().await?;
                     streams.push(events);
+                }
+                // None of them is read from now on; 6 MB of events fill their sockets, so
+                // the server cannot write to them: shutdown must not wait on them for ever.
+                let mut publisher = Publisher::connect(&target).await?;
+                let payload = "x".repeat(60 * 1024);
+                for _ in 0..100 {
+                    publisher.publish(Some("fill"), payload.as_str()).await?;
                 }
                 Ok::<_, Problem>(streams)
             })

@@ -4,7 +4,7 @@
 //! and talks plain HTTP/1.1 to it, like any client would: byte-level checks read the raw
 //! body, event-level checks parse it with `eventsource-stream`. Nothing here links to a
 //! server's code, so the same checks run
-//! - from `cargo test`, against every variant registered in `tests/conformance.rs`, each
+//! - from `cargo test`, against every variant registered in `tests/variants/mod.rs`, each
 //!   check on a fresh in-process server ([`harness`]), and
 //! - from the `sse-check URL` command, against any running server, yours included.
 //!
@@ -87,11 +87,14 @@ pub type Res<T = ()> = Result<T, Problem>;
 /// Returns a failure from the enclosing check unless `cond` holds.
 #[macro_export]
 macro_rules! ensure {
-    ($cond:expr, $expected:expr, $got:expr $(,)?) => {
-        if !$cond {
+    ($cond:expr, $expected:expr, $got:expr $(,)?) => {{
+        // Negating a bool rather than the condition itself: clippy's
+        // neg_cmp_op_on_partial_ord would flag every `ensure!(a > b, ..)` on floats.
+        let holds: bool = $cond;
+        if !holds {
             return Err($crate::Problem::fail($expected, $got));
         }
-    };
+    }};
 }
 
 /// A check's future.

@@ -32,7 +32,10 @@ impl Drop for Demo {
 }
 
 /// Starts `sse-demo --port 0` and reads its start-up lines.
-#[expect(clippy::zombie_processes, reason = "the child is waited on when its Demo drops")]
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is waited on when its Demo drops"
+)]
 fn start() -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
         .args(["--port", "0", "--", "--tick-ms", "300"])

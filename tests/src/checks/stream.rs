@@ -154,8 +154,15 @@ pub async fn every_event_has_its_own_id(target: Target) -> Res {
             .publish(Some("id-check"), format!("event {n}"))
             .await?;
     }
-    let has_last = |text: &str| frames(text).iter().any(|frame| field(frame, "id") == Some(last.as_str()));
-    raw.read_until(Duration::from_secs(10), |text| text.ends_with("\n\n") && has_last(text)).await?;
+    let has_last = |text: &str| {
+        frames(text)
+            .iter()
+            .any(|frame| field(frame, "id") == Some(last.as_str()))
+    };
+    raw.read_until(Duration::from_secs(10), |text| {
+        text.ends_with("\n\n") && has_last(text)
+    })
+    .await?;
     let mut ids = HashSet::new();
     for frame in frames(&raw.text())
         .iter()
