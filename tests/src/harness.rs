@@ -8,7 +8,7 @@
 //! variant's own `main`, selected by the `SSE_CONFORMANCE_SERVE` environment variable.
 
 use std::io::{self, BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -128,7 +128,9 @@ impl Server {
         extra_flags: &[&str],
         addr: SocketAddr,
     ) -> io::Result<Server> {
-        let listener = TcpListener::bind(addr)?;
+        // Bound as the real binaries bind (backlog, SO_REUSEADDR), so a restart on the same
+        // port behaves as it would in production.
+        let listener = sse_core::cli::bind(addr)?;
         let base = format!("http://{}", listener.local_addr()?);
         let config = Config::try_parse_from(std::iter::once("test").chain(with_flags(extra_flags)))
             .map_err(|e| io::Error::other(e.to_string()))?;
