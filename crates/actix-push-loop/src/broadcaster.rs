@@ -179,7 +179,8 @@ impl Clients {
         let seq = id.seq;
         self.last_sent = seq;
         self.last_id = Some(id);
-        // Encoded once for everyone: cloning an actix event shares its bytes.
+        // Built once for everyone: clones share the data bytes (actix-web-lab still encodes
+        // the frame once per client, as it writes it).
         let frame = to_actix(event);
         self.list.retain(|client| {
             if seq <= client.after {

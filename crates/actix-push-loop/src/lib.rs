@@ -29,14 +29,6 @@ use crate::broadcaster::Broadcaster;
 /// The name this variant gives in `welcome` and on metrics.
 pub const SERVER: &str = "actix-push-loop";
 
-/// Worker threads, each serving the connections it accepted.
-///
-/// Two, whatever the machine: a worker only copies frames the broadcaster already encoded
-/// onto sockets, so more threads add little, but a worker is one thread for all of its
-/// connections, and a second one keeps streams moving while the first is busy with a
-/// request (parsing a 64 KiB publish, filling a long replay into a joining client's queue).
-const WORKERS: usize = 2;
-
 /// Seconds actix waits for open connections at shutdown before dropping them.
 ///
 /// The broadcaster ends every stream as soon as shutdown is cancelled, so healthy clients
@@ -87,7 +79,9 @@ pub async fn run(
     let broadcaster = Broadcaster::start(Arc::clone(&service));
     sse_core::ticker::spawn(Arc::clone(&service));
     HttpServer::new(move || app(Arc::clone(&service), Arc::clone(&broadcaster)))
-        .workers(WORKERS)
+        // actix's default of one worker per core: each worker encodes every event again for
+        // each of its clients (actix-web-lab has no pre-encoded frames), so fan-out scales
+        // with workers.
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         // sse-core owns the signals (one watcher for every variant), so actix installs none
         // and starts its graceful stop when the token is cancelled instead.
