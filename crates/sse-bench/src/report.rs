@@ -1,0 +1,585 @@
+//! Results: the JSON record of a run, the markdown table, and the SVG bar chart.
+//!
+//! The table puts one figure per row and one server per column, each value followed by its
+//! ratio to `limit`'s; the chart shows the four headline figures as ratios to `limit`, so
+//! that figures of different units share one axis.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenarios::{Fanout, Hold, Latency, Resume, Slow};
+
+/// Everything measured for one server.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ServerResult {
+    /// `limit`, a variant's crate name, or `external`.
+    pub name: String,
+    /// Scenario 1.
+    pub hold: Option<Hold>,
+    /// Scenario 2.
+    pub fanout: Option<Fanout>,
+    /// Scenario 3.
+    pub latency: Option<Latency>,
+    /// Scenario 4.
+    pub slow: Option<Slow>,
+    /// Scenario 5.
+    pub resume: Option<Resume>,
+    /// Scenarios that could not run (e.g. the server did not start), with why.
+    pub errors: Vec<String>,
+    /// Seconds the server took to exit on SIGTERM after each scenario (None = killed).
+    pub shutdown_secs: Vec<Option<f64>>,
+}
+
+/// One whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    /// When it started (RFC 3339, UTC).
+    pub date: String,
+    /// The command line.
+    pub command: String,
+    /// `nproc`, memory, CPU model, load average before the run.
+    pub machine: Machine,
+    /// The settings.
+    pub settings: serde_json::Value,
+    /// Per server, in the order run.
+    pub servers: Vec<ServerResult>,
+}
+
+/// The machine the run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// CPU model from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Total memory from /proc/meminfo (GiB).
+    pub mem_gib: f64,
+    /// /proc/loadavg before the run.
+    pub load_before: String,
+    /// /proc/loadavg after the run.
+    pub load_after: String,
+    /// The open-file limit the load generator ran with (soft, hard).
+    pub nofile: (u64, u64),
+}
+
+impl Machine {
+    /// Reads the machine description from /proc.
+    pub fn probe(nofile: (u64, u64)) -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, m)| m.trim().to_owned())
+            .unwrap_or_default();
+        let mem_kib: f64 = std::fs::read_to_string("/proc/meminfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        Self {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model,
+            mem_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            load_before: loadavg(),
+            load_after: String::new(),
+            nofile,
+        }
+    }
+}
+
+/// The first three fields of /proc/loadavg.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads one figure off a server's results.
+type Reader = fn(&ServerResult) -> Option<f64>;
+
+/// How a figure is read off a result, and how it is shown.
+struct Figure {
+    /// Row label.
+    label: &'static str,
+    /// Reads the figure.
+    get: Reader,
+    /// Formats the value.
+    fmt: fn(f64) -> String,
+    /// Whether to show the ratio to `limit`.
+    ratio: bool,
+}
+
+/// Formats with a fixed number of decimals.
+fn f0(v: f64) -> String {
+    format!("{v:.0}")
+}
+/// One decimal.
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+/// Two decimals.
+fn f2(v: f64) -> String {
+    format!("{v:.2}")
+}
+/// Millions with two decimals.
+fn mega(v: f64) -> String {
+    format!("{:.2} M", v / 1e6)
+}
+/// Yes or no.
+fn yes_no(v: f64) -> String {
+    if v > 0.5 { "yes".into() } else { "NO".into() }
+}
+
+/// The table's rows.
+fn figures() -> Vec<Figure> {
+    vec![
+        Figure {
+            label: "hold: streams open (of requested)",
+            get: |r| r.hold.as_ref().map(|h| h.connected.ready as f64),
+            fmt: f0,
+            ratio: false,
+        },
+        Figure {
+            label: "hold: failed to open",
+            get: |r| r.hold.as_ref().map(|h| h.connected.failed as f64),
+            fmt: f0,
+            ratio: false,
+        },
+        Figure {
+            label: "hold: RSS per stream (KiB)",
+            get: |r| r.hold.as_ref()?.rss_per_stream_kib,
+            fmt: f2,
+            ratio: true,
+        },
+        Figure {
+            label: "hold: idle server CPU (% of a core)",
+            get: |r| r.hold.as_ref()?.idle_cpu_pct,
+            fmt: f1,
+            ratio: false,
+        },
+        Figure {
+            label: "fan-out: events/s delivered",
+            get: |r| r.fanout.as_ref().map(|f| f.events_per_sec),
+            fmt: mega,
+            ratio: true,
+        },
+        Figure {
+            label: "fan-out: delay p50 (ms)",
+            get: |r| r.fanout.as_ref()?.p50_ms,
+            fmt: f1,
+            ratio: true,
+        },
+        Figure {
+            label: "fan-out: delay p99 (ms)",
+            get: |r| r.fanout.as_ref()?.p99_ms,
+            fmt: f1,
+            ratio: true,
+        },
+        Figure {
+            label: "fan-out: delay p99.9 (ms)",
+            get: |r| r.fanout.as_ref()?.p999_ms,
+            fmt: f1,
+            ratio: true,
+        },
+        Figure {
+            label: "fan-out: server CPU (% of a core)",
+            get: |r| r.fanout.as_ref()?.server_cpu_pct,
+            fmt: f0,
+            ratio: false,
+        },
+        Figure {
+            label: "fan-out: subscribers dropped",
+            get: |r| r.fanout.as_ref().map(|f| f.dropped as f64),
+            fmt: f0,
+            ratio: false,
+        },
+        Figure {
+            label: "latency: delay p50 (ms)",
+            get: |r| r.latency.as_ref()?.p50_ms,
+            fmt: f1,
+            ratio: true,
+        },
+        Figure {
+            label: "latency: delay p99 (ms)",
+            get: |r| r.latency.as_ref()?.p99_ms,
+            fmt: f1,
+            ratio: true,
+        },
+        Figure {
+            label: "latency: first-to-last spread, max (ms)",
+            get: |r| r.latency.as_ref()?.spread_max_ms,
+            fmt: f1,
+            ratio: true,
+        },
+        Figure {
+            label: "latency: deliveries missing",
+            get: |r| {
+                r.latency
+                    .as_ref()
+                    .map(|l| l.expected.saturating_sub(l.delivered) as f64)
+            },
+            fmt: f0,
+            ratio: false,
+        },
+        Figure {
+            label: "slow: healthy p99 without stalled (ms)",
+            get: |r| r.slow.as_ref()?.p99_without_ms,
+            fmt: f1,
+            ratio: true,
+        },
+        Figure {
+            label: "slow: healthy p99 with stalled (ms)",
+            get: |r| r.slow.as_ref()?.p99_with_ms,
+            fmt: f1,
+            ratio: true,
+        },
+        Figure {
+            label: "slow: stalled one reaches EOF",
+            get: |r| {
+                r.slow
+                    .as_ref()?
+                    .stalled_eof
+                    .map(|e| if e { 1.0 } else { 0.0 })
+            },
+            fmt: yes_no,
+            ratio: false,
+        },
+        Figure {
+            label: "slow: lagged disconnects",
+            get: |r| r.slow.as_ref()?.lagged,
+            fmt: f0,
+            ratio: false,
+        },
+        Figure {
+            label: "slow: server RSS growth (MiB)",
+            get: |r| r.slow.as_ref()?.rss_growth_mib,
+            fmt: f1,
+            ratio: false,
+        },
+        Figure {
+            label: "resume: all replayed (ms)",
+            get: |r| r.resume.as_ref()?.all_replayed_ms,
+            fmt: f0,
+            ratio: true,
+        },
+        Figure {
+            label: "resume: then live to all (ms)",
+            get: |r| r.resume.as_ref()?.live_ms,
+            fmt: f1,
+            ratio: false,
+        },
+        Figure {
+            label: "resume: clients correct",
+            get: |r| r.resume.as_ref().map(|x| x.ok as f64),
+            fmt: f0,
+            ratio: false,
+        },
+    ]
+}
+
+/// Server names in the order they first ran; with `--rounds`, `run.servers` holds one
+/// entry per server per round.
+fn names(run: &Run) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for server in &run.servers {
+        if !names.contains(&server.name.as_str()) {
+            names.push(&server.name);
+        }
+    }
+    names
+}
+
+/// How many rounds the run has (the most entries any server has).
+pub fn rounds(run: &Run) -> usize {
+    names(run)
+        .iter()
+        .map(|n| run.servers.iter().filter(|s| s.name == *n).count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The median over rounds of a figure of server `name` (rounds without it are skipped).
+fn median(run: &Run, name: &str, get: Reader) -> Option<f64> {
+    let mut values: Vec<f64> = run
+        .servers
+        .iter()
+        .filter(|s| s.name == name)
+        .filter_map(get)
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// The markdown table: figures down, servers across, ratios to `limit` in parentheses;
+/// with several rounds, each cell is the median over them.
+pub fn table(run: &Run) -> String {
+    let names = names(run);
+    let mut out = String::new();
+    let rounds = rounds(run);
+    if rounds > 1 {
+        let _ = writeln!(
+            out,
+            "Medians of {rounds} rounds (servers interleaved; every round's figures are in the JSON).\n"
+        );
+    }
+    out.push_str("| figure |");
+    for name in &names {
+        let _ = write!(out, " {name} |");
+    }
+    out.push_str("\n|---|");
+    for _ in &names {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for figure in figures() {
+        if run.servers.iter().all(|s| (figure.get)(s).is_none()) {
+            continue;
+        }
+        let _ = write!(out, "| {} |", figure.label);
+        let base = median(run, "limit", figure.get);
+        for name in &names {
+            match median(run, name, figure.get) {
+                Some(v) => {
+                    let _ = write!(out, " {}", (figure.fmt)(v));
+                    if figure.ratio
+                        && *name != "limit"
+                        && let Some(b) = base.filter(|b| *b != 0.0)
+                    {
+                        let _ = write!(out, " ({:.2}x)", v / b);
+                    }
+                    out.push_str(" |");
+                }
+                None => out.push_str(" – |"),
+            }
+        }
+        out.push('\n');
+    }
+    let errors: Vec<String> = run
+        .servers
+        .iter()
+        .flat_map(|s| s.errors.iter().map(move |e| format!("- {}: {e}", s.name)))
+        .collect();
+    if !errors.is_empty() {
+        out.push_str("\nErrors:\n");
+        out.push_str(&errors.join("\n"));
+        out.push('\n');
+    }
+    out
+}
+
+/// The chart's groups: label and reader.
+const CHART: [(&str, Reader); 4] = [
+    ("fan-out events/s (higher is better)", |r| {
+        r.fanout.as_ref().map(|f| f.events_per_sec)
+    }),
+    ("RSS per held stream (lower is better)", |r| {
+        r.hold.as_ref()?.rss_per_stream_kib
+    }),
+    ("p99 delay at scale (lower is better)", |r| {
+        r.latency.as_ref()?.p99_ms
+    }),
+    ("resume storm time (lower is better)", |r| {
+        r.resume.as_ref()?.all_replayed_ms
+    }),
+];
+
+/// Bar colours per server, in run order.
+const COLOURS: [&str; 6] = [
+    "#555555", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b",
+];
+
+/// A grouped bar chart of the headline figures as ratios to `limit`, hand-written SVG.
+pub fn svg(run: &Run) -> String {
+    let names = names(run);
+    let (width, height, top, bottom, left) = (900.0, 420.0, 60.0, 90.0, 50.0);
+    let plot_h = height - top - bottom;
+    let group_w = (width - left - 20.0) / CHART.len() as f64;
+    let n = names.len().max(1) as f64;
+    let bar_w = (group_w - 30.0) / n;
+    let ratios: Vec<Vec<Option<f64>>> = CHART
+        .iter()
+        .map(|(_, get)| {
+            let base = median(run, "limit", *get).filter(|b| *b > 0.0);
+            names
+                .iter()
+                .map(|n| Some(median(run, n, *get)? / base?))
+                .collect()
+        })
+        .collect();
+    // A log2 axis: ratios from 0.1x to 20x must all be readable, and 2x worse should look
+    // as far from the limit as 2x better. Bars start at the limit's line (1x).
+    let all: Vec<f64> = ratios
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| *v > 0.0)
+        .collect();
+    let lo = all.iter().fold(0.5f64, |m, v| m.min(*v)).log2().floor();
+    let hi = all.iter().fold(2.0f64, |m, v| m.max(*v)).log2().ceil();
+    let y =
+        |v: f64| top + plot_h * (hi - v.max(f64::MIN_POSITIVE).log2().clamp(lo, hi)) / (hi - lo);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="24" text-anchor="middle" font-size="16">SSE servers as a ratio to limit (log scale, limit = 1x), {}</text>"#,
+        width / 2.0,
+        escape(&run.date)
+    );
+    // Grid lines at every power of two.
+    let mut exp = lo;
+    while exp <= hi {
+        let tick = exp.exp2();
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="{}" />"##,
+            width - 20.0,
+            if exp == 0.0 { "#000" } else { "#ddd" },
+            yy = y(tick)
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{tick}x</text>"#,
+            left - 6.0,
+            y(tick) + 4.0
+        );
+        exp += 1.0;
+    }
+    for (g, ((label, _), group)) in CHART.iter().zip(&ratios).enumerate() {
+        let gx = left + 15.0 + g as f64 * group_w;
+        for (i, ratio) in group.iter().enumerate() {
+            let x = gx + i as f64 * bar_w;
+            let colour = COLOURS[i % COLOURS.len()];
+            match ratio {
+                Some(r) => {
+                    let (from, to) = (y(1.0), y(*r));
+                    let _ = writeln!(
+                        s,
+                        r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/>"#,
+                        from.min(to),
+                        bar_w - 4.0,
+                        (from - to).abs().max(1.5)
+                    );
+                    // The label sits beyond the bar's end: above for > 1x, below for < 1x.
+                    let label_y = if *r >= 1.0 { to - 3.0 } else { to + 12.0 };
+                    let _ = writeln!(
+                        s,
+                        r#"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle" font-size="10">{r:.2}</text>"#,
+                        x + (bar_w - 4.0) / 2.0,
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">n/a</text>"#,
+                        x + (bar_w - 4.0) / 2.0,
+                        top + plot_h - 3.0
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            gx + (group_w - 30.0) / 2.0,
+            top + plot_h + 18.0,
+            escape(label)
+        );
+    }
+    // Legend.
+    for (i, name) in names.iter().enumerate() {
+        let x = left + i as f64 * 190.0;
+        let ly = height - 30.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x:.1}" y="{:.1}" width="14" height="14" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            ly - 11.0,
+            COLOURS[i % COLOURS.len()],
+            x + 20.0,
+            ly,
+            escape(name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Escapes text for SVG.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(names: &[&str]) -> Run {
+        Run {
+            date: "2026-01-01T00:00:00Z".into(),
+            command: "sse-bench".into(),
+            machine: Machine::probe((1, 1)),
+            settings: serde_json::Value::Null,
+            servers: names
+                .iter()
+                .map(|n| ServerResult {
+                    name: (*n).into(),
+                    ..ServerResult::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn table_and_chart_render_without_results() {
+        let run = run_with(&["limit", "axum-stream-map"]);
+        let table = table(&run);
+        assert!(table.starts_with("| figure | limit | axum-stream-map |"));
+        let chart = svg(&run);
+        assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+        assert!(chart.contains("n/a"));
+    }
+
+    #[test]
+    fn rounds_are_summarised_by_their_median() {
+        let mut run = run_with(&[
+            "limit",
+            "axum-stream-map",
+            "limit",
+            "axum-stream-map",
+            "limit",
+        ]);
+        for (i, server) in run.servers.iter_mut().enumerate() {
+            server.shutdown_secs = vec![Some(i as f64)];
+        }
+        let get: Reader = |r| r.shutdown_secs.first().copied().flatten();
+        assert_eq!(rounds(&run), 3);
+        assert_eq!(names(&run), ["limit", "axum-stream-map"]);
+        assert_eq!(median(&run, "limit", get), Some(2.0));
+        assert_eq!(median(&run, "axum-stream-map", get), Some(2.0));
+        assert_eq!(median(&run, "warp-generator", get), None);
+        assert!(table(&run).starts_with("Medians of 3 rounds"));
+    }
+
+    #[test]
+    fn escapes_svg_text() {
+        assert_eq!(escape("a<b&c>"), "a&lt;b&amp;c&gt;");
+    }
+}
