@@ -317,7 +317,7 @@ mod tests {
             let first = loop {
                 match sub.live.try_recv() {
                     Ok(event) => break seq_of(&event),
-                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                    Err(TryRecvError::Empty) => std::thread::yield_now(),
                     Err(other) => panic!("receiver failed: {other:?}"),
                 }
             };
