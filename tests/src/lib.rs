@@ -72,6 +72,16 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// The same problem, with what it concerns added to the expectation (a skip is kept).
+    pub fn concerning(self, what: impl fmt::Display) -> Self {
+        match self {
+            Problem::Fail { expected, got } => Problem::fail(format!("{expected} for {what}"), got),
+            skip => skip,
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

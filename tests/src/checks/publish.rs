@@ -164,12 +164,7 @@ pub async fn bad_event_names_are_400(target: Target) -> Res {
             .send("application/json", body)
             .await?
             .expect_json_error(400)
-            .map_err(|problem| match problem {
-                Problem::Fail { expected, got } => {
-                    Problem::fail(format!("{expected} for event name {name:?}"), got)
-                }
-                skip => skip,
-            })?;
+            .map_err(|problem| problem.concerning(format_args!("event name {name:?}")))?;
     }
     publisher
         .publish(Some(&"a".repeat(64)), "64 is fine")
@@ -188,12 +183,7 @@ pub async fn malformed_json_is_400(target: Target) -> Res {
             .send("application/json", body)
             .await?
             .expect_json_error(400)
-            .map_err(|problem| match problem {
-                Problem::Fail { expected, got } => {
-                    Problem::fail(format!("{expected} for body {body:?}"), got)
-                }
-                skip => skip,
-            })?;
+            .map_err(|problem| problem.concerning(format_args!("body {body:?}")))?;
     }
     Ok(())
 }
