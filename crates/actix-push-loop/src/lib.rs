@@ -142,15 +142,12 @@ async fn publish(
     )
 }
 
-/// The shared client for `GET`, the contract's JSON 404 for anything else.
+/// Everything no contract route took: the shared client, or the contract's JSON errors.
 async fn assets(request: HttpRequest) -> HttpResponse {
-    let method = request.method();
-    match sse_core::assets::get(request.path()) {
-        Some(asset) if method == Method::GET || method == Method::HEAD => reply(asset),
-        // A page is read-only like `/stream`: the same 405 and `Allow`.
-        Some(_) => reply(Reply::method_not_allowed("/stream")),
-        None => reply(Reply::not_found()),
-    }
+    reply(sse_core::assets::fallback(
+        request.method().as_str(),
+        request.path(),
+    ))
 }
 
 /// Answers preflights, and adds the policy's headers to every other response.

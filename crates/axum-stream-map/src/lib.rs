@@ -109,13 +109,9 @@ async fn publish(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
     )
 }
 
-/// The shared client for `GET`, the contract's JSON 404 for anything else.
+/// Everything no contract route took: the shared client, or the contract's JSON errors.
 async fn assets(method: Method, uri: Uri) -> Response {
-    match sse_core::assets::get(uri.path()) {
-        Some(asset) if method == Method::GET || method == Method::HEAD => reply(asset),
-        Some(_) => reply(Reply::method_not_allowed("/stream")),
-        None => reply(Reply::not_found()),
-    }
+    reply(sse_core::assets::fallback(method.as_str(), uri.path()))
 }
 
 /// Answers preflights, and adds the policy's headers to every other response.

@@ -169,16 +169,9 @@ async fn read_limited<B: Buf>(
     Ok(bytes)
 }
 
-/// The shared client for `GET`, the contract's JSON 405 or 404 for anything else.
+/// Everything no contract route took: the shared client, or the contract's JSON errors.
 fn fallback(method: Method, path: FullPath) -> Response {
-    let path = path.as_str();
-    match sse_core::assets::get(path) {
-        Some(asset) if method == Method::GET || method == Method::HEAD => reply(asset),
-        // The page's files take the same methods as `/stream`, so they share its `Allow`.
-        Some(_) => reply(Reply::method_not_allowed("/stream")),
-        // 405 for a known path (`GET /publish`, `POST /stream`), else 404.
-        None => reply(Reply::method_not_allowed(path)),
-    }
+    reply(sse_core::assets::fallback(method.as_str(), path.as_str()))
 }
 
 /// The request's `Origin`, if it is readable text.
