@@ -155,7 +155,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepted_sockets_inherit_nodelay_and_the_backlog_is_raised() {
+    fn accepted_sockets_inherit_nodelay() {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
         let _client =
             std::net::TcpStream::connect(listener.local_addr().expect("bound")).expect("connect");

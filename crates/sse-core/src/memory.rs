@@ -311,7 +311,6 @@ mod tests {
                 })
             })
             .collect();
-        let mut checked = 0;
         for _ in 0..50_000 {
             let mut sub = hub.subscribe(None);
             let first = loop {
@@ -322,13 +321,11 @@ mod tests {
                 }
             };
             assert_eq!(first, sub.position + 1, "gap or overlap at the splice");
-            checked += 1;
         }
         stop.store(true, Ordering::Relaxed);
         for publisher in publishers {
             publisher.join().expect("publisher thread");
         }
-        assert_eq!(checked, 50_000);
     }
 
     /// Many publishers and many subscribers joining mid-stream: each subscriber's replay
