@@ -37,8 +37,6 @@ pub struct Variant {
 pub const TOKEN: &str = "conformance-token";
 /// The origin servers under test allow.
 pub const ALLOWED_ORIGIN: &str = "http://allowed.test";
-/// The client limit of servers under test.
-pub const MAX_CLIENTS: u32 = 12;
 /// The longest a server may take to stop with streams open (contract point 12).
 pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 
@@ -99,6 +97,13 @@ pub fn main(variants: &[Variant]) -> ExitCode {
             ),
             move || bad_flags_refused(variant),
         ));
+        trials.push(Trial::test(
+            format!(
+                "{}::shutdown::a_stream_request_after_shutdown_began_gets_503",
+                variant.name
+            ),
+            move || late_stream_request_refused(variant),
+        ));
     }
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -150,6 +155,11 @@ impl Server {
             shutdown,
             stopped,
         })
+    }
+
+    /// Starts the server's shutdown without waiting for it (see [`Server::stop`]).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
     }
 
     /// Cancels the shutdown token and waits for `serve` to return, at most [`SHUTDOWN_BOUND`].
@@ -336,4 +346,64 @@ fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {
         }
     }
     Ok(())
+}
+
+/// Point 12: a `GET /stream` that the server handles once shutdown has begun is refused with
+/// 503 JSON, in every variant, rather than answered 200 with a stream that ends at once (or,
+/// worse, a client joined to a broadcaster that has stopped).
+///
+/// Such a request is one already on its way when the signal comes: its connection was
+/// accepted and its head partly read, so the server finishes reading it. The check sends all
+/// of the head but its final blank line, proves the connection was accepted (a request on a
+/// later connection is answered, and both queue in one accept backlog), starts shutdown, and
+/// then sends the blank line. A server that had not read the first bytes yet when the signal
+/// came closes the connection unanswered, which proves nothing, so the check tries again on a
+/// fresh server, a bounded number of times.
+fn late_stream_request_refused(variant: Variant) -> Result<(), Failed> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const ATTEMPTS: usize = 20;
+    let runtime = runtime()?;
+    for _ in 0..ATTEMPTS {
+        let server = Server::start(variant).map_err(|e| e.to_string())?;
+        let addr = server.target.base.authority().to_owned();
+        let answer = runtime.block_on(async {
+            let mut late = tokio::net::TcpStream::connect(&addr).await?;
+            let head =
+                format!("GET /stream HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n");
+            late.write_all(head.as_bytes()).await?;
+            crate::client::get(&server.target, "/healthz")
+                .await
+                .map_err(|problem| std::io::Error::other(problem.to_string()))?;
+            server.begin_shutdown();
+            late.write_all(b"\r\n").await?;
+            let mut response = Vec::new();
+            let read = tokio::time::timeout(SHUTDOWN_BOUND, late.read_to_end(&mut response));
+            match read.await {
+                Ok(Ok(_)) | Ok(Err(_)) => Ok(String::from_utf8_lossy(&response).into_owned()),
+                Err(_) => Ok(format!(
+                    "{} (still open after {SHUTDOWN_BOUND:?})",
+                    String::from_utf8_lossy(&response)
+                )),
+            }
+        });
+        let stopped = server.stop();
+        let answer = answer.map_err(|e: std::io::Error| e.to_string())?;
+        stopped?;
+        if answer.is_empty() {
+            continue;
+        }
+        let status = answer.split(' ').nth(1).unwrap_or_default();
+        let json = answer
+            .to_ascii_lowercase()
+            .contains("content-type: application/json");
+        if status == "503" && json && answer.contains(r#""error""#) {
+            return Ok(());
+        }
+        return Err(format!(
+            "expected 503 with a JSON error for a stream request handled after shutdown began; got {:?}",
+            crate::client::tail(&answer)
+        )
+        .into());
+    }
+    Err(format!("in {ATTEMPTS} attempts the server never read a request that was on its way when shutdown began").into())
 }

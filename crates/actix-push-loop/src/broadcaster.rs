@@ -20,17 +20,15 @@
 //!   write, while the list only notices at the next event.
 //! - At shutdown the broadcaster empties the list; dropping every sender ends every stream.
 
+use std::convert::Infallible;
 use std::iter::once;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::web::Data;
-use actix_web::{HttpRequest, HttpResponse, Responder as _};
 use actix_web_lab::sse;
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 use sse_core::hub::Subscription;
 use sse_core::metrics::Metrics;
-use sse_core::{Event, EventId, Reply, STREAM_HEADERS, Service, resume_point};
+use sse_core::{Admission, Event, EventId, Service};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
@@ -41,6 +39,11 @@ pub struct Broadcaster {
     service: Arc<Service>,
     /// Everything the broadcaster and joining clients share; one lock, so a join sees the
     /// list and the broadcaster's position as one consistent state.
+    ///
+    /// A `std` mutex, not tokio's: it is held for one push or one join and never across an
+    /// `.await` (the broadcaster `try_send`s, it never waits on a client), so it cannot stall
+    /// the runtime. Lock order: this list, then the hub's own lock (`join` and `resync` call
+    /// `hub.subscribe` while holding it); the hub never calls back here, so no cycle exists.
     clients: Mutex<Clients>,
 }
 
@@ -64,10 +67,10 @@ struct Clients {
 struct Client {
     /// Its queue. Bounded: a full queue is a client too slow to keep up.
     tx: mpsc::Sender<sse::Event>,
-    /// The newest event the client already has (or asked not to get): the broadcaster skips
-    /// events up to here. Only ever ahead of `last_sent` for a client that resumed from an
-    /// id the broadcaster had not pushed yet, say one from a publish receipt.
-    after: u64,
+    /// The broadcaster skips events up to this sequence number: the client already has them
+    /// (or asked not to get them). Only ever ahead of `last_sent` for a client that resumed
+    /// from an id the broadcaster had not pushed yet, say one from a publish receipt.
+    skip_through: u64,
 }
 
 impl Broadcaster {
@@ -141,15 +144,15 @@ impl Broadcaster {
             position,
             ..
         } = service.hub.subscribe(last_event_id);
-        let after = replay
+        let skip_through = replay
             .events
             .first()
-            .map_or(position, |first| seq_of(first).saturating_sub(1));
+            .map_or(position, |first| first.seq().saturating_sub(1));
         // The splice. The hub's replay runs up to its newest event, but events after
         // `last_sent` are still on their way through the broadcaster, which will push them
         // to this client once it is on the list; replaying them too would send them twice.
         let last_sent = clients.last_sent;
-        replay.events.retain(|event| seq_of(event) <= last_sent);
+        replay.events.retain(|event| event.seq() <= last_sent);
         let (reset, replay) = service.catch_up(replay);
         // Room for all of the opening, plus the `--queue` the client may fall behind.
         let capacity = service.config.queue as usize + 2 + replay.len();
@@ -158,7 +161,7 @@ impl Broadcaster {
             // Cannot fail: the queue was sized for the opening, and `rx` is still here.
             let _ = tx.try_send(to_actix(&event));
         }
-        clients.list.push(Client { tx, after });
+        clients.list.push(Client { tx, skip_through });
         Some(rx)
     }
 
@@ -183,7 +186,7 @@ impl Clients {
         // the frame once per client, as it writes it).
         let frame = to_actix(event);
         self.list.retain(|client| {
-            if seq <= client.after {
+            if seq <= client.skip_through {
                 return true;
             }
             match client.tx.try_send(frame.clone()) {
@@ -228,13 +231,14 @@ impl Clients {
                 self.push(event, &service.metrics);
             }
         } else {
+            // Not the clients' fault, so not counted as slow consumers: one line says what
+            // happened to all of them.
             tracing::warn!(
                 missed,
-                "broadcaster fell behind history; dropping every client"
+                dropped = self.list.len(),
+                "broadcaster fell behind history; dropping every client to resume on its own"
             );
-            for _ in self.list.drain(..) {
-                service.metrics.add_lagged(missed);
-            }
+            self.list.clear();
             self.last_id = None;
         }
         self.last_sent = position;
@@ -242,43 +246,30 @@ impl Clients {
     }
 }
 
-/// `GET /stream`: admits the client, joins it to the list, and streams its queue.
-pub async fn stream(broadcaster: Data<Broadcaster>, request: HttpRequest) -> HttpResponse {
-    let service = &broadcaster.service;
-    let last_event_id = request
-        .headers()
-        .get("last-event-id")
-        .map(HeaderValue::as_bytes);
-    let last_event_id = resume_point(last_event_id, Some(request.query_string()));
-    if service.shutdown.is_cancelled() {
-        return crate::reply(Reply::error(503, "shutting down"));
-    }
-    let guard = match service.admit() {
-        Ok(guard) => guard,
-        Err(refused) => return crate::reply(refused),
-    };
-    let Some(queue) = broadcaster.join(last_event_id.as_deref()) else {
-        return crate::reply(Reply::error(503, "shutting down"));
-    };
+/// `GET /stream` for an admitted client: joins it to the list and streams the queue the
+/// broadcaster fills; `None` once the broadcaster has stopped.
+pub fn stream(
+    broadcaster: &Broadcaster,
+    admission: Admission,
+) -> Option<sse::Sse<impl Stream<Item = Result<sse::Event, Infallible>> + 'static>> {
+    let Admission {
+        guard,
+        last_event_id,
+        retry,
+    } = admission;
+    let queue = broadcaster.join(last_event_id.as_deref())?;
     let events = ReceiverStream::new(queue).map(move |event| {
         // Owning the guard here ties the gauge to the body, which actix drops as soon as
         // it finds the client gone, without waiting for the broadcaster to notice.
         let _connected = &guard;
         event
     });
-    let mut response = sse::Sse::from_infallible_stream(events)
-        .with_retry_duration(service.config.retry())
+    let sse = sse::Sse::from_infallible_stream(events)
+        .with_retry_duration(retry)
         // Also what reaps an idle stream: actix only sees that a client left when a write
         // fails, and the keep-alive is the write that comes when no event does.
-        .with_keep_alive(service.keepalive())
-        .respond_to(&request);
-    for (name, value) in STREAM_HEADERS {
-        response.headers_mut().insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
-    }
-    response
+        .with_keep_alive(broadcaster.service.config.keepalive);
+    Some(sse)
 }
 
 /// One core event as actix-web-lab's SSE event. sse-core has already validated the name
@@ -294,23 +285,21 @@ fn to_actix(event: &Event) -> sse::Event {
     sse::Event::Data(data)
 }
 
-/// The sequence number of a hub event (hub events always have ids).
-fn seq_of(event: &Event) -> u64 {
-    event.id.as_ref().map_or(0, |id| id.seq)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sse_core::memory::MemoryHub;
     use sse_core::{CancellationToken, Config, Draft};
 
     /// A broadcaster whose task the test plays by hand, one `push` at a time.
     fn broadcaster(queue: u32) -> (Arc<Broadcaster>, broadcast::Receiver<Arc<Event>>) {
         let mut config = Config::defaults();
         config.queue = queue;
+        let hub = MemoryHub::new(config.history as usize, config.queue as usize);
         Broadcaster::new(Service::new(
             crate::SERVER,
             config,
+            Arc::new(hub),
             CancellationToken::new(),
         ))
     }

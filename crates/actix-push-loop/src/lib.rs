@@ -2,7 +2,7 @@
 //! to a list of connected clients.
 //!
 //! The idiom is in [`broadcaster`]. This file is the plumbing every variant has in its own
-//! framework's words: routes, CORS, publish, metrics, the shared client, and start/stop.
+//! framework's words: routes, admitting a stream, CORS, publish, and start/stop.
 //! Everything the contract decides (status codes, bodies, headers) comes from sse-core as a
 //! [`Reply`]; [`reply`] is the one place that turns it into an actix response.
 
@@ -14,15 +14,13 @@ use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{
-    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, ORIGIN,
-};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::web::{self, Data};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Route};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Responder as _, Route};
 use sse_core::publish::MAX_BODY_BYTES;
-use sse_core::{CancellationToken, Config, Reply, Service};
+use sse_core::{CancellationToken, Config, Headers, Reply, RequestHead, STREAM_HEADERS, Service};
 
 use crate::broadcaster::Broadcaster;
 
@@ -52,7 +50,7 @@ pub fn app(
     App::new()
         .app_data(Data::from(service))
         .app_data(Data::from(broadcaster))
-        .service(endpoint("/stream", web::get().to(broadcaster::stream)))
+        .service(endpoint("/stream", web::get().to(stream)))
         .service(endpoint("/publish", web::post().to(publish)))
         .service(endpoint(
             "/metrics",
@@ -62,7 +60,7 @@ pub fn app(
             "/healthz",
             web::get().to(|s: Data<Service>| async move { reply(s.health_reply()) }),
         ))
-        .default_service(web::to(assets))
+        .default_service(web::to(unrouted))
         .wrap(from_fn(cors))
 }
 
@@ -75,9 +73,8 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let service = Service::new(SERVER, config, shutdown.clone());
+    let service = Service::start(SERVER, config, shutdown.clone());
     let broadcaster = Broadcaster::start(Arc::clone(&service));
-    sse_core::ticker::spawn(Arc::clone(&service));
     HttpServer::new(move || app(Arc::clone(&service), Arc::clone(&broadcaster)))
         // actix's default of one worker per core: each worker encodes every event again for
         // each of its clients (actix-web-lab has no pre-encoded frames), so fan-out scales
@@ -110,13 +107,47 @@ pub fn main() -> ExitCode {
 /// A contract path: `route` for its method, the contract's JSON 405 for any other.
 ///
 /// actix answers a wrong method on a resource with an empty 405 of its own and never
-/// reaches the app's default service, so each resource gets the JSON one here.
+/// reaches the app's default service, so each resource sends it there itself.
 fn endpoint(path: &'static str, route: Route) -> Resource {
     web::resource(path)
         .route(route)
-        .default_service(web::to(move || async move {
-            reply(Reply::method_not_allowed(path))
-        }))
+        .default_service(web::to(unrouted))
+}
+
+/// actix's header map, as sse-core reads headers.
+struct ActixHeaders<'a>(&'a HeaderMap);
+
+impl Headers for ActixHeaders<'_> {
+    fn raw(&self, name: &str) -> Option<&[u8]> {
+        self.0.get(name).map(HeaderValue::as_bytes)
+    }
+}
+
+/// `GET /stream`: admits the client and joins it to the broadcaster, or answers the
+/// refusal; either way with the contract's stream headers.
+async fn stream(
+    service: Data<Service>,
+    broadcaster: Data<Broadcaster>,
+    request: HttpRequest,
+) -> HttpResponse {
+    let headers = ActixHeaders(request.headers());
+    let head = RequestHead::new(&headers, Some(request.query_string()));
+    let admitted = service.admit(&head).and_then(|admission| {
+        // The broadcaster stops only after shutdown began, so this is the race where shutdown
+        // came between admission and joining.
+        broadcaster::stream(&broadcaster, admission).ok_or_else(|| service.shutting_down())
+    });
+    let mut response = match admitted {
+        Ok(sse) => sse.respond_to(&request),
+        Err(refused) => reply(refused),
+    };
+    for (name, value) in STREAM_HEADERS {
+        response.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
 }
 
 /// `POST /publish`: reads at most 64 KiB, and lets sse-core judge the rest.
@@ -128,23 +159,17 @@ async fn publish(
     let bytes = payload.to_bytes_limited(MAX_BODY_BYTES).await;
     let body = match &bytes {
         Ok(Ok(bytes)) => Ok(&bytes[..]),
-        Ok(Err(error)) => Err(Reply::error(
-            400,
-            format!("could not read the body: {error}"),
-        )),
+        Ok(Err(error)) => Err(Reply::unreadable_body(error)),
         Err(_) => Err(Reply::too_large(MAX_BODY_BYTES)),
     };
-    let header = |name| header(request.headers(), name);
-    reply(
-        service
-            .publish(header(CONTENT_TYPE), header(AUTHORIZATION), body)
-            .await,
-    )
+    let headers = ActixHeaders(request.headers());
+    let head = RequestHead::new(&headers, Some(request.query_string()));
+    reply(service.publish(&head, body).await)
 }
 
-/// Everything no contract route took: the shared client, or the contract's JSON errors.
-async fn assets(request: HttpRequest) -> HttpResponse {
-    reply(sse_core::assets::fallback(
+/// Everything no route took: the shared client, or the contract's JSON 404 and 405.
+async fn unrouted(request: HttpRequest) -> HttpResponse {
+    reply(sse_core::routes::unrouted(
         request.method().as_str(),
         request.path(),
     ))
@@ -156,7 +181,8 @@ async fn cors(
     request: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let origin = header(request.headers(), ORIGIN).map(str::to_owned);
+    let headers = ActixHeaders(request.headers());
+    let origin = RequestHead::new(&headers, None).origin().map(str::to_owned);
     if request.method() == Method::OPTIONS {
         return Ok(request.into_response(reply(service.cors.preflight(origin.as_deref()))));
     }
@@ -178,15 +204,12 @@ pub fn reply(reply: Reply) -> HttpResponse {
     response
 }
 
-/// A request header as text, if present and visible ASCII.
-fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
+/// Appends `headers` to an actix header map: sse-core's `append_headers` in actix's own
+/// header types, which are not the `http` crate's.
 fn append_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
     for (name, value) in headers {
-        // Header values come from validated config and our own formatting; skip rather
-        // than panic if one ever is not a valid header value.
+        // Values come from validated config and our own formatting; skip rather than panic
+        // if one ever is not a valid header value.
         if let Ok(value) = HeaderValue::try_from(value) {
             map.append(HeaderName::from_static(name), value);
         }

@@ -1,9 +1,9 @@
 //! axum-stream-map: the sse-idioms contract on axum, with each stream built as a pipeline.
 //!
 //! The idiom is in [`stream`]. This file is the plumbing every variant has in its own
-//! framework's words: routes, CORS, publish, metrics, the shared client, and start/stop.
-//! Everything the contract decides (status codes, bodies, headers) comes from sse-core as a
-//! [`Reply`]; [`reply`] is the one place that turns it into an axum response.
+//! framework's words: routes, the extractor that admits a stream, CORS, publish, and
+//! start/stop. Everything the contract decides (status codes, bodies, headers) comes from
+//! sse-core as a [`Reply`]; [`reply`] is the one place that turns it into an axum response.
 
 pub mod stream;
 
@@ -14,23 +14,24 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, Uri};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use sse_core::publish::MAX_BODY_BYTES;
-use sse_core::{CancellationToken, Config, Reply, Service};
+use sse_core::{CancellationToken, Config, Opening, Reply, RequestHead, Service};
 
 /// The name this variant gives in `welcome` and on metrics.
 pub const SERVER: &str = "axum-stream-map";
 
 /// The router: every endpoint of the contract, with the CORS policy around all of them.
 pub fn app(service: Arc<Service>) -> Router {
+    let stream = get(stream::stream).layer(middleware::map_response(stream_headers));
     Router::new()
-        .route("/stream", get(stream::stream))
+        .route("/stream", stream)
         .route("/publish", post(publish))
         .route(
             "/metrics",
@@ -40,10 +41,8 @@ pub fn app(service: Arc<Service>) -> Router {
             "/healthz",
             get(|State(s): State<Arc<Service>>| async move { reply(s.health_reply()) }),
         )
-        .fallback(assets)
-        .method_not_allowed_fallback(|uri: Uri| async move {
-            reply(Reply::method_not_allowed(uri.path()))
-        })
+        .fallback(unrouted)
+        .method_not_allowed_fallback(unrouted)
         .layer(middleware::from_fn_with_state(Arc::clone(&service), cors))
         .with_state(service)
 }
@@ -56,8 +55,7 @@ pub async fn run(
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let service = Service::new(SERVER, config, shutdown.clone());
-    sse_core::ticker::spawn(Arc::clone(&service));
+    let service = Service::start(SERVER, config, shutdown.clone());
     // `into_make_service` turns the router into routes once. Handing axum the `Router`
     // itself would redo that for every connection (a few KiB of route tables each, found
     // with valgrind's massif while holding 2,000 streams).
@@ -83,8 +81,35 @@ pub fn main() -> ExitCode {
     sse_core::cli::main(SERVER, serve)
 }
 
+/// A client admitted to `GET /stream`, with everything its stream opens with: the extractor
+/// that keeps admission (the client limit, shutdown, `Last-Event-ID`) out of the idiom.
+pub struct Admitted(pub Opening);
+
+impl FromRequestParts<Arc<Service>> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<Service>,
+    ) -> Result<Self, Self::Rejection> {
+        let request = RequestHead::new(&parts.headers, parts.uri.query());
+        service.open_stream(&request).map(Admitted).map_err(reply)
+    }
+}
+
+/// Adds the contract's stream headers to every `GET /stream` response.
+async fn stream_headers(mut response: Response) -> Response {
+    sse_core::reply::insert_stream_headers(response.headers_mut());
+    response
+}
+
 /// `POST /publish`: reads at most 64 KiB, and lets sse-core judge the rest.
-async fn publish(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
+async fn publish(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
     let bytes = Limited::new(body, MAX_BODY_BYTES)
         .collect()
         .await
@@ -92,65 +117,32 @@ async fn publish(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
     let body = match &bytes {
         Ok(bytes) => Ok(&bytes[..]),
         Err(error) if error.is::<LengthLimitError>() => Err(Reply::too_large(MAX_BODY_BYTES)),
-        Err(error) => Err(Reply::error(
-            400,
-            format!("could not read the body: {error}"),
-        )),
+        Err(error) => Err(Reply::unreadable_body(error)),
     };
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    reply(
-        service
-            .publish(header(CONTENT_TYPE), header(AUTHORIZATION), body)
-            .await,
-    )
+    let request = RequestHead::new(&headers, uri.query());
+    reply(service.publish(&request, body).await)
 }
 
-/// Everything no contract route took: the shared client, or the contract's JSON errors.
-async fn assets(method: Method, uri: Uri) -> Response {
-    reply(sse_core::assets::fallback(method.as_str(), uri.path()))
+/// Everything no route took: the shared client, or the contract's JSON 404 and 405.
+async fn unrouted(method: Method, uri: Uri) -> Response {
+    reply(sse_core::routes::unrouted(method.as_str(), uri.path()))
 }
 
 /// Answers preflights, and adds the policy's headers to every other response.
 async fn cors(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
-    let origin = request
-        .headers()
-        .get(ORIGIN)
-        .and_then(|v| v.to_str().ok())
+    let origin = RequestHead::new(request.headers(), None)
+        .origin()
         .map(str::to_owned);
     if request.method() == Method::OPTIONS {
         return reply(service.cors.preflight(origin.as_deref()));
     }
     let mut response = next.run(request).await;
-    append_headers(
-        response.headers_mut(),
-        service.cors.headers(origin.as_deref()),
-    );
+    let headers = service.cors.headers(origin.as_deref());
+    sse_core::reply::append_headers(response.headers_mut(), headers);
     response
 }
 
 /// Writes a core [`Reply`] as an axum response.
 pub fn reply(reply: Reply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (
-        status,
-        [(CONTENT_TYPE, reply.content_type)],
-        reply.body.into_owned(),
-    )
-        .into_response();
-    append_headers(response.headers_mut(), reply.headers);
-    response
-}
-
-fn append_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
-    for (name, value) in headers {
-        // Header values come from validated config and our own formatting; skip rather
-        // than panic if one ever is not a valid header value.
-        if let Ok(value) = HeaderValue::try_from(value) {
-            map.append(HeaderName::from_static(name), value);
-        }
-    }
+    axum::http::Response::from(reply).map(Body::from)
 }

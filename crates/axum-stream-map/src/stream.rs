@@ -22,23 +22,21 @@ use std::future::ready;
 use std::iter::once;
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
 use futures_util::stream::{self, StreamExt as _};
-use sse_core::{Opening, STREAM_HEADERS, Service, resume_point};
+use sse_core::{Opening, Service};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-/// `GET /stream`: the contract's event stream for one client.
+use crate::Admitted;
+
+/// `GET /stream`: the contract's event stream for one admitted client, as one pipeline.
 pub async fn stream(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let last_event_id = headers.get("last-event-id").map(HeaderValue::as_bytes);
-    let last_event_id = resume_point(last_event_id, query.as_deref());
+    Admitted(opening): Admitted,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let Opening {
         guard,
         retry,
@@ -46,10 +44,7 @@ pub async fn stream(
         reset,
         replay,
         live,
-    } = match service.open_stream(last_event_id.as_deref()) {
-        Ok(opening) => opening,
-        Err(refused) => return crate::reply(refused),
-    };
+    } = opening;
 
     // Live events until this subscriber lags past its queue; then the stream ends.
     let metrics = Arc::clone(&service.metrics);
@@ -74,19 +69,13 @@ pub async fn stream(
         .map(move |event| {
             // Owning the guard here ties the gauge to the stream's life.
             let _connected = &guard;
-            Ok::<_, Infallible>(event)
+            Ok(event)
         });
 
     let keep_alive = KeepAlive::new()
-        .interval(service.keepalive())
+        .interval(service.config.keepalive)
         .text("keep-alive");
-    let mut response = Sse::new(pipeline).keep_alive(keep_alive).into_response();
-    for (name, value) in STREAM_HEADERS {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from_static(value));
-    }
-    response
+    Sse::new(pipeline).keep_alive(keep_alive)
 }
 
 /// One core event as axum's SSE event. sse-core has already validated the name and

@@ -38,23 +38,9 @@ pub fn get(path: &str) -> Option<Reply> {
         .map(|(_, content_type, body)| Reply::text(200, content_type, *body))
 }
 
-/// The answer to a request no route of the contract took: the client's file for `GET` and
-/// `HEAD`, the contract's JSON 405 for a known path with another method (a file is
-/// read-only like `/stream`, so it shares its `Allow`), and JSON 404 for anything else.
-pub fn fallback(method: &str, path: &str) -> Reply {
-    match get(path) {
-        Some(asset) if method == "GET" || method == "HEAD" => asset,
-        Some(_) => Reply::method_not_allowed("/stream"),
-        None => Reply::method_not_allowed(path),
-    }
-}
-
-/// Every path the client is served at, for routers that want them listed.
-pub fn paths() -> impl Iterator<Item = &'static str> {
-    FILES
-        .iter()
-        .map(|(path, _, _)| *path)
-        .chain(["/index.html"])
+/// Whether `path` is one of the client's files.
+pub fn is_asset(path: &str) -> bool {
+    path == "/index.html" || FILES.iter().any(|(file, _, _)| *file == path)
 }
 
 #[cfg(test)]
@@ -63,19 +49,16 @@ mod tests {
 
     #[test]
     fn the_page_and_its_modules_are_served() {
-        for path in paths() {
+        for path in FILES
+            .iter()
+            .map(|(path, _, _)| *path)
+            .chain(["/index.html"])
+        {
+            assert!(is_asset(path), "{path}");
             let reply = get(path).expect("served");
             assert!(!reply.body.is_empty(), "{path}");
         }
         assert!(get("/").expect("page").body.contains("app.js"));
-        assert!(get("/nope").is_none());
-    }
-
-    #[test]
-    fn the_fallback_serves_reads_and_answers_the_rest_in_json() {
-        assert_eq!(fallback("HEAD", "/app.js").status, 200);
-        assert_eq!(fallback("POST", "/app.js").status, 405);
-        assert_eq!(fallback("GET", "/publish").status, 405);
-        assert_eq!(fallback("GET", "/nope").status, 404);
+        assert!(get("/nope").is_none() && !is_asset("/nope"));
     }
 }

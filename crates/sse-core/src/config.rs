@@ -35,9 +35,9 @@ pub struct Config {
     pub history: u32,
 
     /// Seconds of silence before a `: keep-alive` comment is sent (fractions allowed).
-    #[arg(long, env = "SSE_KEEPALIVE_SECS", value_name = "SECS", default_value = "15",
-          value_parser = parse_keepalive)]
-    pub keepalive_secs: Duration,
+    #[arg(long = "keepalive-secs", env = "SSE_KEEPALIVE_SECS", value_name = "SECS",
+          default_value = "15", value_parser = parse_keepalive)]
+    pub keepalive: Duration,
 
     /// Reconnection delay sent to clients in the `retry:` field, in milliseconds.
     #[arg(long, env = "SSE_RETRY_MS", value_name = "MS", default_value_t = 3000,
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(config.port, 3000);
         assert_eq!(config.tick(), Some(Duration::from_millis(2000)));
         assert_eq!(config.history, 1000);
-        assert_eq!(config.keepalive_secs, Duration::from_secs(15));
+        assert_eq!(config.keepalive, Duration::from_secs(15));
         assert_eq!(config.retry(), Duration::from_millis(3000));
         assert!(config.allowed_origins.is_empty() && config.publish_token.is_none());
     }
@@ -168,6 +168,6 @@ mod tests {
             ["http://a.test:8080", "https://b.test"]
         );
         let fractional = parse(&["--keepalive-secs", "0.25"]).expect("valid");
-        assert_eq!(fractional.keepalive_secs, Duration::from_millis(250));
+        assert_eq!(fractional.keepalive, Duration::from_millis(250));
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! Everything that could break SSE framing is settled here, before any framework sees an
 //! event: names are validated, and line breaks in data are normalised to LF. The frameworks
-//! disagree on the rest (axum panics on a CR, warp splits data on LF only), so an [`Event`]
-//! that leaves this module is safe to hand to any of them.
+//! split data into `data:` lines differently (axum splits on CR and on LF, so a CRLF becomes
+//! two line breaks and the client sees an extra blank line; warp splits on LF only, so a lone
+//! CR would reach the wire and end the line there for the client), so an [`Event`] that
+//! leaves this module, whose only line break is LF, means the same thing to all of them.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Longest event name accepted from a publisher, in bytes.
 pub const MAX_EVENT_NAME_LEN: usize = 64;
@@ -17,9 +18,9 @@ pub const RESERVED_EVENT_NAMES: [&str; 2] = ["welcome", "reset"];
 
 /// One server-sent event, as every variant writes it.
 ///
-/// `id` is `None` for the connection's own frames (`retry`, `welcome`, `reset`): an event
-/// without an `id:` field leaves the browser's last event id alone, so those frames never
-/// move a client's resume point.
+/// `id` is `None` for the connection's own frames (`welcome`, `reset`): an event without an
+/// `id:` field leaves the browser's last event id alone, so those frames never move a
+/// client's resume point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Where this event stands in the hub's sequence, if it came from the hub.
@@ -28,8 +29,6 @@ pub struct Event {
     pub name: Option<EventName>,
     /// The payload, line breaks already normalised to LF.
     pub data: String,
-    /// The `retry:` field, the reconnection delay the browser should use.
-    pub retry: Option<Duration>,
 }
 
 impl Event {
@@ -39,18 +38,13 @@ impl Event {
             id: None,
             name: Some(name),
             data: normalise_line_breaks(&data.into()),
-            retry: None,
         }
     }
 
-    /// A frame that carries only the `retry:` field; browsers dispatch nothing for it.
-    pub fn retry(delay: Duration) -> Self {
-        Event {
-            id: None,
-            name: None,
-            data: String::new(),
-            retry: Some(delay),
-        }
+    /// Where the event stands in the hub's sequence; 0 for the unsequenced frames, which
+    /// sort before every hub event.
+    pub fn seq(&self) -> u64 {
+        self.id.as_ref().map_or(0, |id| id.seq)
     }
 
     /// The id as it goes on the wire, if the event has one.
@@ -167,7 +161,6 @@ impl Draft {
             id: Some(id),
             name: self.name,
             data: self.data,
-            retry: None,
         }
     }
 }

@@ -7,9 +7,9 @@
 //!
 //! A shared backend (Redis Streams, so that instances behind one load balancer share events)
 //! fits the same shape: `publish` is async because it would be a network round trip, while
-//! `subscribe` and `replay` stay synchronous because such a backend keeps a local mirror of
-//! recent history, fed by one reader task, and serves subscribers from it exactly as the
-//! in-memory hub does.
+//! `subscribe` stays synchronous because such a backend keeps a local mirror of recent
+//! history, fed by one reader task, and serves subscribers from it exactly as the in-memory
+//! hub does.
 
 use std::fmt;
 use std::future::Future;
@@ -33,9 +33,6 @@ pub trait Hub: Send + Sync + 'static {
     /// Replay after `last_event_id` plus a live receiver that starts exactly where the
     /// replay ends: no event is in both, and none is in neither.
     fn subscribe(&self, last_event_id: Option<&str>) -> Subscription;
-
-    /// Replay after `last_event_id` alone, for a caller that has its own live feed.
-    fn replay(&self, last_event_id: Option<&str>) -> Replay;
 
     /// A snapshot for `welcome` frames and metrics.
     fn status(&self) -> HubStatus;

@@ -4,7 +4,9 @@
 //! - [`event`]: the event model, and the normalisation that keeps data from injecting fields.
 //! - [`hub`]: the interface between idioms and storage; [`memory`]: the in-memory hub.
 //! - [`service`]: admission, `welcome`/`reset` frames, publish and metrics replies.
-//! - [`publish`], [`cors`], [`reply`]: the HTTP rules of the contract, framework-neutral.
+//! - [`request`], [`reply`]: a request as the contract reads it, and a response before a
+//!   framework writes it, so that the rules below are written once for three frameworks.
+//! - [`publish`], [`cors`], [`routes`]: the HTTP rules of the contract.
 //! - [`ticker`], [`config`], [`metrics`], [`assets`], [`cli`]: the rest of a server.
 //!
 //! Error policy: nothing here panics on input. Bad requests become a [`Reply`] with a JSON
@@ -21,12 +23,15 @@ pub mod memory;
 pub mod metrics;
 pub mod publish;
 pub mod reply;
+pub mod request;
+pub mod routes;
 pub mod service;
 pub mod ticker;
 
 pub use config::Config;
 pub use event::{Draft, Event, EventId, EventName};
 pub use hub::Hub;
-pub use reply::Reply;
-pub use service::{Opening, STREAM_HEADERS, Service, resume_point};
+pub use reply::{Reply, STREAM_HEADERS};
+pub use request::{Headers, RequestHead};
+pub use service::{Admission, Opening, Service};
 pub use tokio_util::sync::CancellationToken;

@@ -28,6 +28,12 @@ pub struct MemoryHub {
     /// This run's id prefix.
     epoch: String,
     /// History and the sequence counter; see the module docs for why one lock covers both.
+    ///
+    /// A `std` mutex, not tokio's: it is held for a push or a copy of the ring and never
+    /// across an `.await`, so it cannot block the runtime, and it is cheaper than an async
+    /// lock. It is the only lock in the hub, so there is no lock order to keep; callers
+    /// (the push loop's client list) may hold their own lock while taking it, never the
+    /// other way round.
     ring: Mutex<Ring>,
     /// The live feed; its capacity is the per-subscriber queue bound.
     live: broadcast::Sender<Arc<Event>>,
@@ -98,7 +104,7 @@ impl MemoryHub {
             return Replay::default();
         };
         let last_seq = ring.next_seq - 1;
-        let oldest_seq = ring.events.front().map_or(ring.next_seq, |e| seq_of(e));
+        let oldest_seq = ring.events.front().map_or(ring.next_seq, |e| e.seq());
         let (reason, after) = match self.parse(raw) {
             Err(reason) => (Some(reason), None),
             Ok(Some(seq)) if seq > last_seq => (Some(ResetReason::Unknown), None),
@@ -109,7 +115,7 @@ impl MemoryHub {
         };
         let events = match after {
             Some(after) => {
-                let start = ring.events.partition_point(|e| seq_of(e) <= after);
+                let start = ring.events.partition_point(|e| e.seq() <= after);
                 ring.events.range(start..).cloned().collect()
             }
             None => Vec::new(),
@@ -145,11 +151,6 @@ impl MemoryHub {
     }
 }
 
-/// The sequence number of a stored event (stored events always have ids).
-fn seq_of(event: &Event) -> u64 {
-    event.id.as_ref().map_or(0, |id| id.seq)
-}
-
 impl Hub for MemoryHub {
     fn publish(&self, draft: Draft) -> PublishFuture<'_> {
         let event = self.publish_now(draft);
@@ -165,10 +166,6 @@ impl Hub for MemoryHub {
             live,
             position: ring.next_seq - 1,
         }
-    }
-
-    fn replay(&self, last_event_id: Option<&str>) -> Replay {
-        self.replay_locked(&self.lock(), last_event_id)
     }
 
     fn status(&self) -> HubStatus {
@@ -200,7 +197,14 @@ mod tests {
     }
 
     fn ids(events: &[Arc<Event>]) -> Vec<u64> {
-        events.iter().map(|e| seq_of(e)).collect()
+        events.iter().map(|e| e.seq()).collect()
+    }
+
+    impl MemoryHub {
+        /// The replay a subscriber resuming after `last_event_id` would get.
+        fn replay(&self, last_event_id: Option<&str>) -> Replay {
+            self.subscribe(last_event_id).replay
+        }
     }
 
     #[test]
@@ -315,7 +319,7 @@ mod tests {
             let mut sub = hub.subscribe(None);
             let first = loop {
                 match sub.live.try_recv() {
-                    Ok(event) => break seq_of(&event),
+                    Ok(event) => break event.seq(),
                     Err(TryRecvError::Empty) => std::thread::yield_now(),
                     Err(other) => panic!("receiver failed: {other:?}"),
                 }
@@ -366,7 +370,7 @@ mod tests {
             assert!(sub.replay.reset.is_none());
             let mut seen = ids(&sub.replay.events);
             while let Ok(event) = sub.live.try_recv() {
-                seen.push(seq_of(&event));
+                seen.push(event.seq());
             }
             let expected: Vec<u64> = (after + 1..=TOTAL).collect();
             assert_eq!(seen, expected, "subscriber resumed after {after}");

@@ -17,13 +17,7 @@ use crate::memory::MemoryHub;
 use crate::metrics::{ClientGuard, Metrics};
 use crate::publish;
 use crate::reply::Reply;
-
-/// Headers every `GET /stream` response carries besides `Content-Type`.
-///
-/// `X-Accel-Buffering: no` stops nginx-style proxies from buffering the stream; `no-cache`
-/// stops caches from replaying a stale one.
-pub const STREAM_HEADERS: [(&str, &str); 2] =
-    [("cache-control", "no-cache"), ("x-accel-buffering", "no")];
+use crate::request::RequestHead;
 
 /// The shared state of one server: its configuration, hub, counters and shutdown signal.
 pub struct Service {
@@ -39,6 +33,16 @@ pub struct Service {
     pub cors: Cors,
     /// Cancelled once at shutdown; every open stream ends when it is.
     pub shutdown: CancellationToken,
+}
+
+/// A client let in to `GET /stream`, before it is subscribed.
+pub struct Admission {
+    /// Holds the client's place in the connected-clients gauge; drop it with the stream.
+    pub guard: ClientGuard,
+    /// Where the client asked to resume, if anywhere.
+    pub last_event_id: Option<String>,
+    /// The `retry:` delay to send this client first.
+    pub retry: Duration,
 }
 
 /// Everything a new stream sends before and while it goes live, in contract order.
@@ -58,14 +62,17 @@ pub struct Opening {
 }
 
 impl Service {
-    /// A service on an in-memory hub sized by `config`.
-    pub fn new(server: &'static str, config: Config, shutdown: CancellationToken) -> Arc<Self> {
+    /// A service on an in-memory hub sized by `config`, with the demo ticker running on the
+    /// current tokio runtime: what every variant's `run` starts with.
+    pub fn start(server: &'static str, config: Config, shutdown: CancellationToken) -> Arc<Self> {
         let hub = MemoryHub::new(config.history as usize, config.queue as usize);
-        Self::with_hub(server, config, Arc::new(hub), shutdown)
+        let service = Self::new(server, config, Arc::new(hub), shutdown);
+        crate::ticker::spawn(Arc::clone(&service));
+        service
     }
 
-    /// A service on any hub.
-    pub fn with_hub(
+    /// A service on `hub`, without the ticker.
+    pub fn new(
         server: &'static str,
         config: Config,
         hub: Arc<dyn Hub>,
@@ -81,14 +88,35 @@ impl Service {
         })
     }
 
-    /// Admits a client and subscribes it after `last_event_id`; 503 past `--max-clients`.
-    pub fn open_stream(&self, last_event_id: Option<&str>) -> Result<Opening, Reply> {
-        let guard = self.admit()?;
-        let subscription = self.hub.subscribe(last_event_id);
+    /// Lets a client in to `GET /stream`, or gives the contract's refusal: 503 once shutdown
+    /// has begun (the stream would end at once) or past `--max-clients`.
+    pub fn admit(&self, request: &RequestHead) -> Result<Admission, Reply> {
+        if self.shutdown.is_cancelled() {
+            return Err(self.shutting_down());
+        }
+        let guard = self
+            .metrics
+            .admit(self.config.max_clients as usize)
+            .ok_or_else(|| self.unavailable("too many clients; retry later"))?;
+        Ok(Admission {
+            guard,
+            last_event_id: request.last_event_id(),
+            retry: self.config.retry(),
+        })
+    }
+
+    /// Admits a client and subscribes it to the hub after its last event id.
+    pub fn open_stream(&self, request: &RequestHead) -> Result<Opening, Reply> {
+        let Admission {
+            guard,
+            last_event_id,
+            retry,
+        } = self.admit(request)?;
+        let subscription = self.hub.subscribe(last_event_id.as_deref());
         let (reset, replay) = self.catch_up(subscription.replay);
         Ok(Opening {
             guard,
-            retry: self.config.retry(),
+            retry,
             welcome: self.welcome(),
             reset,
             replay,
@@ -96,15 +124,15 @@ impl Service {
         })
     }
 
-    /// Takes a place in the connected-clients gauge, or the contract's 503.
-    pub fn admit(&self) -> Result<ClientGuard, Reply> {
-        self.metrics
-            .admit(self.config.max_clients as usize)
-            .ok_or_else(|| {
-                let retry_after = self.config.retry_ms.div_ceil(1000).max(1);
-                Reply::error(503, "too many clients; retry later")
-                    .with_header("retry-after", retry_after.to_string())
-            })
+    /// The refusal of a stream that arrives once shutdown has begun.
+    pub fn shutting_down(&self) -> Reply {
+        self.unavailable("shutting down; retry later")
+    }
+
+    /// A 503 with `Retry-After` set from `--retry-ms` (at least a second).
+    fn unavailable(&self, why: &str) -> Reply {
+        let retry_after = self.config.retry_ms.div_ceil(1000).max(1);
+        Reply::error(503, why).with_header("retry-after", retry_after.to_string())
     }
 
     /// Splits a hub replay into the `reset` frame (if any) and the events, counting both.
@@ -136,7 +164,7 @@ impl Service {
             "history": config.history,
             "queue": config.queue,
             "tick_ms": config.tick_ms,
-            "keepalive_ms": config.keepalive_secs.as_millis() as u64,
+            "keepalive_ms": config.keepalive.as_millis() as u64,
             "retry_ms": config.retry_ms,
         });
         Arc::new(Event::unsequenced(
@@ -145,16 +173,13 @@ impl Service {
         ))
     }
 
-    /// Handles `POST /publish` from its raw parts; `body` is `Err` past the size limit.
-    pub async fn publish(
-        &self,
-        content_type: Option<&str>,
-        authorization: Option<&str>,
-        body: Result<&[u8], Reply>,
-    ) -> Reply {
+    /// Handles `POST /publish`; `body` is `Err` when the variant could not read it whole (past
+    /// the size limit, or a broken connection).
+    pub async fn publish(&self, request: &RequestHead<'_>, body: Result<&[u8], Reply>) -> Reply {
         let accepted = async {
-            publish::authorize(self.config.publish_token.as_deref(), authorization)?;
-            let draft = publish::parse(content_type, body)?;
+            let token = self.config.publish_token.as_deref();
+            publish::authorize(token, request.header("authorization"))?;
+            let draft = publish::parse(request.header("content-type"), body)?;
             self.hub
                 .publish(draft)
                 .await
@@ -180,64 +205,44 @@ impl Service {
             Reply::json(200, &json!({ "status": "ok", "server": self.server }))
         }
     }
-
-    /// The keep-alive interval.
-    pub fn keepalive(&self) -> Duration {
-        self.config.keepalive_secs
-    }
-}
-
-/// Where a client wants to resume: the `Last-Event-ID` header, else `?lastEventId=`.
-///
-/// The header wins because a browser updates it on every automatic reconnect, while a query
-/// parameter stays whatever the page put in the URL when it created the `EventSource`.
-/// Header bytes that are not UTF-8 are kept (lossily) so that the hub can call them
-/// malformed rather than have them silently ignored.
-pub fn resume_point(header: Option<&[u8]>, query: Option<&str>) -> Option<String> {
-    let from_header = header
-        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-        .filter(|id| !id.is_empty());
-    from_header.or_else(|| {
-        form_urlencoded::parse(query?.as_bytes())
-            .find(|(key, _)| key == "lastEventId")
-            .map(|(_, value)| value.into_owned())
-            .filter(|id| !id.is_empty())
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::Headers;
 
-    #[test]
-    fn header_wins_over_query() {
-        assert_eq!(
-            resume_point(Some(b"h-1"), Some("lastEventId=q-1")).as_deref(),
-            Some("h-1")
-        );
-        assert_eq!(
-            resume_point(None, Some("x=1&lastEventId=q%2D1")).as_deref(),
-            Some("q-1")
-        );
-        assert_eq!(
-            resume_point(Some(b""), Some("lastEventId=q-1")).as_deref(),
-            Some("q-1")
-        );
-        assert_eq!(resume_point(None, Some("other=1")), None);
-        assert_eq!(
-            resume_point(Some(b"\xff"), None).as_deref(),
-            Some("\u{fffd}")
-        );
+    /// A request with no headers but `last-event-id`.
+    struct Resuming(Option<&'static str>);
+
+    impl Headers for Resuming {
+        fn raw(&self, name: &str) -> Option<&[u8]> {
+            self.0
+                .filter(|_| name == "last-event-id")
+                .map(str::as_bytes)
+        }
+    }
+
+    fn service(config: Config) -> Arc<Service> {
+        let hub = MemoryHub::new(config.history as usize, config.queue as usize);
+        Service::new("test", config, Arc::new(hub), CancellationToken::new())
     }
 
     #[tokio::test]
     async fn stream_opens_with_welcome_and_resets_foreign_ids() {
-        let service = Service::new("test", Config::defaults(), CancellationToken::new());
-        service
-            .publish(Some("application/json"), None, Ok(br#"{"data":"x"}"#))
+        let service = service(Config::defaults());
+        let json = http::HeaderMap::from_iter([(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )]);
+        let receipt = service
+            .publish(&RequestHead::new(&json, None), Ok(br#"{"data":"x"}"#))
             .await;
+        assert_eq!(receipt.status, 202, "{}", receipt.body);
+        let headers = Resuming(Some("ffffffffffff-1"));
         let opening = service
-            .open_stream(Some("ffffffffffff-1"))
+            .open_stream(&RequestHead::new(&headers, None))
+            .map_err(|reply| reply.status)
             .expect("admitted");
         assert!(opening.welcome.data.contains(r#""server":"test""#));
         let reset = opening.reset.expect("foreign id resets");
@@ -248,5 +253,36 @@ mod tests {
         );
         assert_eq!(opening.replay.len(), 1);
         assert_eq!(service.metrics.connected(), 1);
+    }
+
+    #[test]
+    fn no_stream_is_admitted_once_shutdown_has_begun() {
+        let service = service(Config::defaults());
+        let fresh = Resuming(None);
+        let head = RequestHead::new(&fresh, None);
+        assert!(service.admit(&head).is_ok());
+        service.shutdown.cancel();
+        let refused = service.admit(&head).err().expect("refused");
+        assert_eq!(refused.status, 503);
+        assert!(
+            refused
+                .headers
+                .iter()
+                .any(|(name, _)| *name == "retry-after")
+        );
+        assert_eq!(service.metrics.connected(), 0, "the refusal holds no place");
+    }
+
+    #[test]
+    fn past_max_clients_the_answer_is_503_with_retry_after() {
+        let mut config = Config::defaults();
+        config.max_clients = 1;
+        let service = service(config);
+        let fresh = Resuming(None);
+        let head = RequestHead::new(&fresh, None);
+        let _first = service.admit(&head).map_err(|r| r.status).expect("room");
+        let refused = service.admit(&head).err().expect("full");
+        assert_eq!(refused.status, 503);
+        assert!(refused.headers.contains(&("retry-after", "3".into())));
     }
 }

@@ -15,8 +15,7 @@
 //!   the browser reconnects with `Last-Event-ID` and resumes from history.
 //! - warp's graceful shutdown waits for open responses, and an SSE response never finishes by
 //!   itself, so the wait for a live event is a `select!` against the shutdown token.
-//! - warp wants the stream `Send + Sync`: the generator holds the `broadcast::Receiver`
-//!   itself across its awaits, never a boxed stream (which is not `Sync`).
+//! - warp wants the stream `Send + Sync` (see [`generator`]).
 //! - Per-connection state is the generator's locals. The client's place in the
 //!   connected-clients gauge is a guard moved into the generator: when hyper drops the
 //!   response on disconnect, the generator drops, and the guard with it.
@@ -26,44 +25,24 @@ use std::sync::Arc;
 
 use async_stream::stream;
 use futures_util::Stream;
-use sse_core::{Opening, STREAM_HEADERS, Service, resume_point};
+use sse_core::{Opening, Service};
 use tokio::sync::broadcast::error::RecvError;
-use warp::http::{HeaderMap, HeaderValue};
-use warp::reply::{Reply as _, Response};
 use warp::sse::Event;
 
-/// `GET /stream`: the contract's event stream for one client.
-///
-/// The resume point comes from the raw `Last-Event-ID` bytes and the raw query, because
-/// warp's own `sse::last_event_id` filter would reject the request outright when the header
-/// does not parse, and the contract wants a `reset` frame for a bad id, not an error.
-pub fn stream(service: Arc<Service>, headers: &HeaderMap, query: Option<&str>) -> Response {
-    let last_event_id = headers.get("last-event-id").map(HeaderValue::as_bytes);
-    let last_event_id = resume_point(last_event_id, query);
-    let opening = match service.open_stream(last_event_id.as_deref()) {
-        Ok(opening) => opening,
-        Err(refused) => return crate::reply(refused),
-    };
-
+/// `GET /stream`: the contract's event stream for one admitted client, as a generator with
+/// warp's keep-alive around it.
+pub fn stream(service: &Arc<Service>, opening: Opening) -> impl warp::Reply {
     let keep_alive = warp::sse::keep_alive()
-        .interval(service.keepalive())
+        .interval(service.config.keepalive)
         .text("keep-alive");
-    let mut response =
-        warp::sse::reply(keep_alive.stream(generator(service, opening))).into_response();
-    // warp sets Content-Type and Cache-Control; the contract adds X-Accel-Buffering.
-    for (name, value) in STREAM_HEADERS {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from_static(value));
-    }
-    response
+    warp::sse::reply(keep_alive.stream(generator(Arc::clone(service), opening)))
 }
 
 /// One client's connection, as a generator of frames in contract order.
 ///
 /// `Sync` is warp's demand (`sse::reply` takes only `Send + Sync` streams). The generator
-/// keeps it by holding the `broadcast::Receiver` itself: a boxed stream held across an await
-/// (`BroadcastStream`, say) is not `Sync`, and the whole generator would stop compiling.
+/// keeps it by holding the `broadcast::Receiver` itself across its awaits: a boxed stream
+/// held there (`BroadcastStream`, say) is not `Sync`, and the generator would not compile.
 fn generator(
     service: Arc<Service>,
     opening: Opening,
@@ -81,30 +60,19 @@ fn generator(
         // keeps the stream: hyper drops it when the client goes or the generator returns.
         let _connected = guard;
 
-        // `retry:500`: a frame with no data, which browsers apply and do not dispatch.
         yield Ok(Event::default().retry(retry));
-        // `event: welcome` + `data: {...}`, no `id:`, so the client's resume point stays put.
         yield Ok(to_warp(&welcome));
-        // `event: reset`, also without an id, when the client's last id was not resumable.
         if let Some(reset) = reset {
             yield Ok(to_warp(&reset));
         }
-        // What the client missed, oldest first, each with its `id:`. Unlike the pipeline
-        // (axum), there is no chain to build: catch-up is a plain `for` loop, and the order
-        // of the contract is the order of the lines.
         for event in replay {
             yield Ok(to_warp(&event));
         }
 
-        // Live: one event per turn of the loop. This is where the idiom helps most: the
-        // reasons to stop are ordinary `return`s next to the await that discovers them,
-        // rather than `map_while`/`take_until` adaptors (axum) or a fan-out task that has to
-        // find and drop this client's sender (actix). The price is that the generator is
-        // only polled when warp wants the next frame, so shutdown is noticed here, at the
-        // wait, and nowhere else.
+        // Live: one event per turn of the loop, and every reason to stop is a `return` next
+        // to the await that discovers it. The generator only runs when warp polls it for the
+        // next frame, so shutdown can only be noticed here, at the wait.
         loop {
-            // The select only says what happened; the `match` below decides what goes out,
-            // so every `yield` and `return` of the live phase sits in one place.
             let received = tokio::select! {
                 // Checked first so that a busy feed cannot keep a stopping server waiting.
                 biased;
@@ -112,7 +80,6 @@ fn generator(
                 received = live.recv() => received,
             };
             match received {
-                // `event: <name>` + `data: ...` + `id: <epoch>-<seq>`.
                 Ok(event) => yield Ok(to_warp(&event)),
                 // More than `--queue` behind: end the response; the browser reconnects with
                 // Last-Event-ID and gets the rest from history.

@@ -1,13 +1,12 @@
 //! warp-generator: the sse-idioms contract on warp, with each stream written as a generator.
 //!
 //! The idiom is in [`generator`]. This file is the plumbing every variant has in its own
-//! framework's words: routes, CORS, publish, metrics, the shared client, and start/stop.
+//! framework's words: routes, admitting a stream, CORS, publish, and start/stop.
 //! Everything the contract decides (status codes, bodies, headers) comes from sse-core as a
 //! [`Reply`]; [`reply`] is the one place that turns it into a warp response.
 
 pub mod generator;
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::io;
 use std::pin::pin;
@@ -16,12 +15,11 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
 use sse_core::publish::MAX_BODY_BYTES;
-use sse_core::{CancellationToken, Config, Reply, Service};
+use sse_core::{CancellationToken, Config, Reply, RequestHead, Service};
 use warp::filters::path::FullPath;
-use warp::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN};
-use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
-use warp::{Buf, Filter};
+use warp::{Buf, Filter, Reply as _};
 
 /// The name this variant gives in `welcome` and on metrics.
 pub const SERVER: &str = "warp-generator";
@@ -49,12 +47,13 @@ pub fn routes(
         .and(headers)
         .and(query)
         .map(|service, headers: HeaderMap, query: Option<String>| {
-            generator::stream(service, &headers, query.as_deref())
+            stream(service, &RequestHead::new(&headers, query.as_deref()))
         });
     let publish = warp::post()
         .and(warp::path!("publish"))
         .and(service.clone())
         .and(headers)
+        .and(query)
         .and(warp::body::stream())
         .then(publish);
     let metrics = warp::get()
@@ -65,7 +64,7 @@ pub fn routes(
         .and(warp::path!("healthz"))
         .and(service.clone())
         .map(|service: Arc<Service>| reply(service.health_reply()));
-    let fallback = warp::method().and(warp::path::full()).map(fallback);
+    let unrouted = warp::method().and(warp::path::full()).map(unrouted);
 
     let endpoints = stream
         .or(publish)
@@ -74,19 +73,21 @@ pub fn routes(
         .unify()
         .or(healthz)
         .unify()
-        .or(fallback)
+        .or(unrouted)
         .unify();
 
     // Preflights are answered whole by the policy; every other response gets its headers.
     let preflight = warp::options().and(service.clone()).and(headers).map(
-        |service: Arc<Service>, headers: HeaderMap| reply(service.cors.preflight(origin(&headers))),
+        |service: Arc<Service>, headers: HeaderMap| {
+            let origin = RequestHead::new(&headers, None).origin();
+            reply(service.cors.preflight(origin))
+        },
     );
     let with_cors = service.and(headers).and(endpoints).map(
         |service: Arc<Service>, headers: HeaderMap, mut response: Response| {
-            append_headers(
-                response.headers_mut(),
-                service.cors.headers(origin(&headers)),
-            );
+            let origin = RequestHead::new(&headers, None).origin();
+            let cors = service.cors.headers(origin);
+            sse_core::reply::append_headers(response.headers_mut(), cors);
             response
         },
     );
@@ -101,8 +102,7 @@ pub async fn run(
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let service = Service::new(SERVER, config, shutdown.clone());
-    sse_core::ticker::spawn(Arc::clone(&service));
+    let service = Service::start(SERVER, config, shutdown.clone());
     // warp logs accept errors and keeps accepting, so serving itself has no error to return.
     let server = warp::serve(routes(service))
         .incoming(listener)
@@ -129,24 +129,28 @@ pub fn main() -> ExitCode {
     sse_core::cli::main(SERVER, serve)
 }
 
+/// `GET /stream`: admits the client and hands its opening to the generator, or answers the
+/// refusal; either way with the contract's stream headers.
+fn stream(service: Arc<Service>, request: &RequestHead) -> Response {
+    let mut response = match service.open_stream(request) {
+        Ok(opening) => generator::stream(&service, opening).into_response(),
+        Err(refused) => reply(refused),
+    };
+    sse_core::reply::insert_stream_headers(response.headers_mut());
+    response
+}
+
 /// `POST /publish`: reads at most 64 KiB, and lets sse-core judge the rest.
 async fn publish<B: Buf>(
     service: Arc<Service>,
     headers: HeaderMap,
+    query: Option<String>,
     body: impl Stream<Item = Result<B, warp::Error>>,
 ) -> Response {
     let bytes = read_limited(body).await;
     let body = bytes.as_deref().map_err(Reply::clone);
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    reply(
-        service
-            .publish(header(CONTENT_TYPE), header(AUTHORIZATION), body)
-            .await,
-    )
+    let request = RequestHead::new(&headers, query.as_deref());
+    reply(service.publish(&request, body).await)
 }
 
 /// Reads a body up to [`MAX_BODY_BYTES`], stopping at the first byte past it.
@@ -159,8 +163,7 @@ async fn read_limited<B: Buf>(
     let mut body = pin!(body);
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk
-            .map_err(|error| Reply::error(400, format!("could not read the body: {error}")))?;
+        let mut chunk = chunk.map_err(Reply::unreadable_body)?;
         if bytes.len() + chunk.remaining() > MAX_BODY_BYTES {
             return Err(Reply::too_large(MAX_BODY_BYTES));
         }
@@ -169,38 +172,12 @@ async fn read_limited<B: Buf>(
     Ok(bytes)
 }
 
-/// Everything no contract route took: the shared client, or the contract's JSON errors.
-fn fallback(method: Method, path: FullPath) -> Response {
-    reply(sse_core::assets::fallback(method.as_str(), path.as_str()))
-}
-
-/// The request's `Origin`, if it is readable text.
-fn origin(headers: &HeaderMap) -> Option<&str> {
-    headers.get(ORIGIN).and_then(|v| v.to_str().ok())
+/// Everything no route took: the shared client, or the contract's JSON 404 and 405.
+fn unrouted(method: Method, path: FullPath) -> Response {
+    reply(sse_core::routes::unrouted(method.as_str(), path.as_str()))
 }
 
 /// Writes a core [`Reply`] as a warp response.
 pub fn reply(reply: Reply) -> Response {
-    // The page's files are `'static`: hand them to hyper without a copy.
-    let mut response = Response::new(match reply.body {
-        Cow::Borrowed(text) => text.into(),
-        Cow::Owned(text) => text.into(),
-    });
-    *response.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
-    append_headers(response.headers_mut(), reply.headers);
-    response
-}
-
-fn append_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
-    for (name, value) in headers {
-        // Header values come from validated config and our own formatting; skip rather
-        // than panic if one ever is not a valid header value.
-        if let Ok(value) = HeaderValue::try_from(value) {
-            map.append(HeaderName::from_static(name), value);
-        }
-    }
+    warp::http::Response::from(reply).into_response()
 }
