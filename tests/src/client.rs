@@ -54,11 +54,11 @@ impl StreamRequest {
 /// A response whose body was read whole.
 #[derive(Debug)]
 pub struct Fetched {
-    /// Status code.
+    /// The response's status code.
     pub status: u16,
-    /// Response headers.
+    /// The response's headers.
     pub headers: HeaderMap,
-    /// The body as text.
+    /// The body as text (lossily, so a check can quote a non-UTF-8 body in its failure).
     pub body: String,
 }
 
@@ -424,17 +424,17 @@ impl Opening {
 /// leaves out.
 #[derive(Debug, Clone)]
 pub struct Welcome {
-    /// `"server"`.
+    /// The variant speaking (`"server"`), which checks name in their failures.
     pub server: String,
-    /// `"last_id"`.
+    /// The newest id issued when the stream opened (`"last_id"`), if any.
     pub last_id: Option<String>,
-    /// `"history"`.
+    /// Events kept for replay (`"history"`): how far back a resume can reach.
     pub history: u64,
-    /// `"queue"`.
+    /// How far a subscriber may fall behind (`"queue"`): what the slow-consumer check fills.
     pub queue: u64,
-    /// `"tick_ms"`.
+    /// The ticker's period (`"tick_ms"`), 0 when off: how long ticker checks wait.
     pub tick_ms: u64,
-    /// `"keepalive_ms"`.
+    /// Silence before a keep-alive comment (`"keepalive_ms"`): the keep-alive check's bound.
     pub keepalive_ms: u64,
 }
 
@@ -476,7 +476,7 @@ impl Welcome {
 
 /// An open stream read as raw bytes, for framing checks.
 pub struct Raw {
-    /// The response.
+    /// The response's status code.
     pub status: u16,
     /// The response headers.
     pub headers: HeaderMap,

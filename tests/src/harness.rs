@@ -63,6 +63,17 @@ pub const TEST_FLAGS: [&str; 18] = [
     "0",
 ];
 
+/// The checks only the harness can make, because they control the server's process or its
+/// shutdown: run against every variant beside [`checks::all`], and named in CONTRACT.md.
+pub const HARNESS_TRIALS: [&str; 3] = [
+    "process::signals_end_streams_and_exit_0_within_5s",
+    "process::bad_flags_are_refused_naming_the_flag",
+    "shutdown::a_stream_request_after_shutdown_began_gets_503",
+];
+
+/// One of the [`HARNESS_TRIALS`], run against a variant.
+type HarnessTrial = fn(Variant) -> Result<(), Failed>;
+
 /// The environment variable that makes the test binary run a variant's `main`.
 const SERVE_VAR: &str = "SSE_CONFORMANCE_SERVE";
 
@@ -83,27 +94,17 @@ pub fn main(variants: &[Variant]) -> ExitCode {
                 move || in_process(variant, check),
             ));
         }
-        trials.push(Trial::test(
-            format!(
-                "{}::process::signals_end_streams_and_exit_0_within_5s",
-                variant.name
-            ),
-            move || signals_end_streams(variant),
-        ));
-        trials.push(Trial::test(
-            format!(
-                "{}::process::bad_flags_are_refused_naming_the_flag",
-                variant.name
-            ),
-            move || bad_flags_refused(variant),
-        ));
-        trials.push(Trial::test(
-            format!(
-                "{}::shutdown::a_stream_request_after_shutdown_began_gets_503",
-                variant.name
-            ),
-            move || late_stream_request_refused(variant),
-        ));
+        let harness_trials: [(&str, HarnessTrial); 3] = [
+            (HARNESS_TRIALS[0], signals_end_streams),
+            (HARNESS_TRIALS[1], bad_flags_refused),
+            (HARNESS_TRIALS[2], late_stream_request_refused),
+        ];
+        for (name, trial) in harness_trials {
+            trials.push(Trial::test(
+                format!("{}::{name}", variant.name),
+                move || trial(variant),
+            ));
+        }
     }
     libtest_mimic::run(&args, trials).exit_code()
 }

@@ -19,7 +19,7 @@ pub struct Reply {
     pub content_type: &'static str,
     /// Further headers (`Retry-After`, `WWW-Authenticate`, CORS, `Allow`).
     pub headers: Vec<(&'static str, String)>,
-    /// The body.
+    /// The body: borrowed for the client's files compiled into the binary, owned otherwise.
     pub body: Cow<'static, str>,
 }
 

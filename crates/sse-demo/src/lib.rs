@@ -74,7 +74,7 @@ struct Args {
 
 /// A running variant.
 struct Variant {
-    /// Its name.
+    /// The crate name, which the variant also gives in `welcome`: the pane's title.
     name: &'static str,
     /// Its base URL, from its `listening on` line.
     url: String,

@@ -95,6 +95,7 @@ pub async fn resume_splice_has_no_gap_or_duplicate_under_concurrent_publish(targ
 
     // The reference subscriber records every id; joiners resume from its latest.
     let (latest_tx, mut latest) = watch::channel((0usize, String::new()));
+    // A `std` mutex: the reader holds it only for a push inside a synchronous callback.
     let recorded = Arc::new(Mutex::new(Vec::<String>::new()));
     let record = Arc::clone(&recorded);
     let reference = tokio::spawn(async move {

@@ -26,6 +26,9 @@ pub struct Proxy {
 }
 
 /// What the accept loop, the relays and the test share.
+///
+/// The two lists are behind `std` mutexes: each is held for one push or one drain, never
+/// across an `.await`, and never together with the other, so there is no order to keep.
 struct Shared {
     /// The server behind the proxy.
     upstream: SocketAddr,
