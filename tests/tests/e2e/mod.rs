@@ -1,7 +1,7 @@
 //! Support code for the browser tests (`browser.rs`): Chromium driven over WebDriver
 //! ([`chrome`]), the shared page read through its DOM hooks ([`pane`]), a TCP proxy whose
-//! connections a test can cut ([`proxy`]), and a static server for pages of another origin
-//! ([`pages`]).
+//! connections a test can cut ([`proxy`]), a static server for pages of another origin
+//! ([`pages`]), and what every scenario works with ([`stage`]).
 //!
 //! Everything here reports problems as a sentence (`Outcome`), which becomes the trial's
 //! failure message, and every wait is [`wait_for`]: a condition polled until it holds or a
@@ -11,6 +11,7 @@ pub mod chrome;
 pub mod pages;
 pub mod pane;
 pub mod proxy;
+pub mod stage;
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};

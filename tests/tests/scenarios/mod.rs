@@ -1,0 +1,10 @@
+//! The browser scenarios, one file each; `browser.rs` runs every one against every variant.
+//!
+//! Each is an `async fn(&mut Stage) -> Outcome` that starts the servers it needs on the
+//! stage, drives the page, and compares what the page shows with what the server sent.
+
+pub mod cross_origin;
+pub mod network_cut;
+pub mod page;
+pub mod publish;
+pub mod restart;
