@@ -27,10 +27,9 @@ use crate::{Check, Problem, Target, checks, run_check};
 pub struct Variant {
     /// The name it gives in `welcome`, and the prefix of its test names.
     pub name: &'static str,
-    /// Its blocking `serve(listener, config, shutdown)`.
+    /// Its blocking `serve(listener, config, shutdown)`, which its binary runs through
+    /// `sse_core::cli::main`, and the in-process checks run on a thread.
     pub serve: sse_core::cli::Serve,
-    /// Its whole program, as its binary runs it.
-    pub main: fn() -> ExitCode,
 }
 
 /// The publish token servers under test require.
@@ -81,7 +80,7 @@ const SERVE_VAR: &str = "SSE_CONFORMANCE_SERVE";
 pub fn main(variants: &[Variant]) -> ExitCode {
     if let Ok(name) = std::env::var(SERVE_VAR) {
         return match variants.iter().find(|v| v.name == name) {
-            Some(variant) => (variant.main)(),
+            Some(variant) => sse_core::cli::main(variant.name, variant.serve),
             None => ExitCode::FAILURE,
         };
     }

@@ -9,7 +9,6 @@
 pub mod broadcaster;
 
 use std::io;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -97,11 +96,6 @@ pub fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     actix_web::rt::System::new().block_on(run(listener, config, shutdown))
-}
-
-/// The whole program: flags, logs, bind, serve until SIGINT or SIGTERM.
-pub fn main() -> ExitCode {
-    sse_core::cli::main(SERVER, serve)
 }
 
 /// A contract path: `route` for its method, the contract's JSON 405 for any other.

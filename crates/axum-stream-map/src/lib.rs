@@ -7,9 +7,7 @@
 
 pub mod stream;
 
-use std::future::IntoFuture as _;
 use std::io;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
@@ -47,38 +45,16 @@ pub fn app(service: Arc<Service>) -> Router {
         .with_state(service)
 }
 
-/// Serves `listener` until `shutdown` is cancelled; every open stream ends then too.
-pub async fn run(
-    listener: std::net::TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let service = Service::start(SERVER, config, shutdown.clone());
-    // `into_make_service` turns the router into routes once. Handing axum the `Router`
-    // itself would redo that for every connection (a few KiB of route tables each, found
-    // with valgrind's massif while holding 2,000 streams).
-    let server = axum::serve(listener, app(service).into_make_service())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        served = server.into_future() => served,
-        () = sse_core::cli::grace_expired(shutdown) => Ok(()),
-    }
-}
-
-/// [`run`] on a runtime of its own, for callers without one (`main`, the conformance suite).
+/// Serves `listener` until `shutdown` is cancelled, on a runtime of its own; every open
+/// stream ends then too. This is what the binary runs (through `sse_core::cli::main`) and
+/// what the conformance suite runs on a thread.
 pub fn serve(
     listener: std::net::TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    sse_core::cli::block_on(run(listener, config, shutdown))
-}
-
-/// The whole program: flags, logs, bind, serve until SIGINT or SIGTERM.
-pub fn main() -> ExitCode {
-    sse_core::cli::main(SERVER, serve)
+    // One `Router` for every connection: each gets a clone, which shares the routes.
+    sse_core::transport::run(SERVER, listener, config, shutdown, app)
 }
 
 /// A client admitted to `GET /stream`, with everything its stream opens with: the extractor

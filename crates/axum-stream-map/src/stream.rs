@@ -26,7 +26,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt as _};
-use sse_core::{Opening, Service};
+use sse_core::Service;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
@@ -37,33 +37,27 @@ pub async fn stream(
     State(service): State<Arc<Service>>,
     Admitted(opening): Admitted,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let Opening {
-        guard,
-        retry,
-        welcome,
-        reset,
-        replay,
-        live,
-    } = opening;
-
     // Live events until this subscriber lags past its queue; then the stream ends.
     let metrics = Arc::clone(&service.metrics);
-    let live = tokio_stream::StreamExt::map_while(BroadcastStream::new(live), move |received| {
-        match received {
-            Ok(event) => Some(event),
-            Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                metrics.add_lagged(missed);
-                None
-            }
+    let live = BroadcastStream::new(opening.live);
+    let live = tokio_stream::StreamExt::map_while(live, move |received| match received {
+        Ok(event) => Some(event),
+        Err(BroadcastStreamRecvError::Lagged(missed)) => {
+            metrics.add_lagged(missed);
+            None
         }
     });
 
     // welcome, reset?, replay..., live...: the contract's order, as one chain.
-    let events = stream::iter(once(welcome).chain(reset).chain(replay))
+    let catch_up = once(opening.welcome)
+        .chain(opening.reset)
+        .chain(opening.replay);
+    let events = stream::iter(catch_up)
         .chain(live)
         .map(|event| to_axum(&event));
 
-    let pipeline = stream::once(ready(Event::default().retry(retry)))
+    let guard = opening.guard;
+    let pipeline = stream::once(ready(Event::default().retry(opening.retry)))
         .chain(events)
         .take_until(service.shutdown.clone().cancelled_owned())
         .map(move |event| {

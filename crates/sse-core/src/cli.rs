@@ -1,13 +1,12 @@
 //! The program around a variant: flags, logs, the listening socket, and signals.
 //!
-//! Each variant's `main` is one line calling [`main`] with its blocking `serve` function,
-//! so that all three start, report and stop the same way, and the conformance suite can run
-//! exactly that code in a child process.
+//! Each variant's binary is one line calling [`main`] with its blocking `serve` function,
+//! so that all three start, report and stop the same way, and the conformance suite (and
+//! the demo) can run exactly that code in a child process.
 
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -124,20 +123,6 @@ fn on_signal_cancel(shutdown: CancellationToken) {
             shutdown.cancel();
         });
     });
-}
-
-/// How long graceful shutdown may wait for open responses before the server stops anyway.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-/// Resolves [`SHUTDOWN_GRACE`] after `shutdown` is cancelled: the bound on graceful shutdown.
-///
-/// Every stream ends on the shutdown token, but only when its framework next polls it, and a
-/// client that stopped reading keeps its socket full, so its stream is never polled again.
-/// Without a deadline, one such client would hold the whole server open for ever.
-pub async fn grace_expired(shutdown: CancellationToken) {
-    shutdown.cancelled().await;
-    tokio::time::sleep(SHUTDOWN_GRACE).await;
-    tracing::warn!(grace = ?SHUTDOWN_GRACE, "responses still open after the grace period; stopping anyway");
 }
 
 /// Runs `future` on a fresh multi-threaded tokio runtime: the blocking `serve` of the

@@ -7,6 +7,7 @@
 //! - [`request`], [`reply`]: a request as the contract reads it, and a response before a
 //!   framework writes it, so that the rules below are written once for three frameworks.
 //! - [`publish`], [`cors`], [`routes`]: the HTTP rules of the contract.
+//! - [`transport`]: the hyper server loop axum and warp share (socket options, shutdown).
 //! - [`ticker`], [`config`], [`metrics`], [`assets`], [`cli`]: the rest of a server.
 //!
 //! Error policy: nothing here panics on input. Bad requests become a [`Reply`] with a JSON
@@ -27,6 +28,7 @@ pub mod request;
 pub mod routes;
 pub mod service;
 pub mod ticker;
+pub mod transport;
 
 pub use config::Config;
 pub use event::{Draft, Event, EventId, EventName};

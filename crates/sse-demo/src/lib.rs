@@ -43,14 +43,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a variant may take to exit after SIGTERM (the contract says 5 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(6);
 
-/// A variant's whole program, as its own binary runs it.
-type VariantMain = fn() -> ExitCode;
-
-/// The variants, in the order their columns appear: name and `main`.
-const VARIANTS: [(&str, VariantMain); 3] = [
-    (axum_stream_map::SERVER, axum_stream_map::main),
-    (actix_push_loop::SERVER, actix_push_loop::main),
-    (warp_generator::SERVER, warp_generator::main),
+/// The variants, in the order their columns appear: name and blocking `serve`, which
+/// `sse_core::cli::main` runs as the variant's own binary does.
+const VARIANTS: [(&str, sse_core::cli::Serve); 3] = [
+    (axum_stream_map::SERVER, axum_stream_map::serve),
+    (actix_push_loop::SERVER, actix_push_loop::serve),
+    (warp_generator::SERVER, warp_generator::serve),
 ];
 
 /// The compare page's own files; the pane module and styles come from sse-core's assets.
@@ -86,7 +84,7 @@ struct Variant {
 pub fn main() -> ExitCode {
     if let Ok(name) = std::env::var(CHILD_VAR) {
         return match VARIANTS.iter().find(|(variant, _)| *variant == name) {
-            Some((_, main)) => main(),
+            Some((name, serve)) => sse_core::cli::main(name, *serve),
             None => {
                 eprintln!("error: {CHILD_VAR}={name} names no variant");
                 ExitCode::FAILURE

@@ -10,7 +10,6 @@ pub mod generator;
 use std::convert::Infallible;
 use std::io;
 use std::pin::pin;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
@@ -94,39 +93,17 @@ pub fn routes(
     preflight.or(with_cors).unify()
 }
 
-/// Serves `listener` until `shutdown` is cancelled; every open stream ends then too.
-pub async fn run(
-    listener: std::net::TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let service = Service::start(SERVER, config, shutdown.clone());
-    // warp logs accept errors and keeps accepting, so serving itself has no error to return.
-    let server = warp::serve(routes(service))
-        .incoming(listener)
-        .graceful(shutdown.clone().cancelled_owned())
-        .run();
-    tokio::select! {
-        () = server => {}
-        () = sse_core::cli::grace_expired(shutdown) => {}
-    }
-    Ok(())
-}
-
-/// [`run`] on a runtime of its own, for callers without one (`main`, the conformance suite).
+/// Serves `listener` until `shutdown` is cancelled, on a runtime of its own; every open
+/// stream ends then too. warp's filters become one tower service, which sse-core's hyper
+/// loop serves (warp's own server has no settings to give, and no TLS in 0.4).
 pub fn serve(
     listener: std::net::TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    sse_core::cli::block_on(run(listener, config, shutdown))
-}
-
-/// The whole program: flags, logs, bind, serve until SIGINT or SIGTERM.
-pub fn main() -> ExitCode {
-    sse_core::cli::main(SERVER, serve)
+    sse_core::transport::run(SERVER, listener, config, shutdown, |service| {
+        warp::service(routes(service))
+    })
 }
 
 /// `GET /stream`: admits the client and hands its opening to the generator, or answers the

@@ -12,16 +12,13 @@ pub const VARIANTS: &[Variant] = &[
     Variant {
         name: "axum-stream-map",
         serve: axum_stream_map::serve,
-        main: axum_stream_map::main,
     },
     Variant {
         name: "actix-push-loop",
         serve: actix_push_loop::serve,
-        main: actix_push_loop::main,
     },
     Variant {
         name: "warp-generator",
         serve: warp_generator::serve,
-        main: warp_generator::main,
     },
 ];
