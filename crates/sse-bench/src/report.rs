@@ -2,33 +2,39 @@
 //!
 //! The table puts one figure per row and one server per column, each value followed by its
 //! ratio to `limit`'s; the chart shows the four headline figures as ratios to `limit`, so
-//! that figures of different units share one axis.
+//! that figures of different units share one axis. Which figures there are is each
+//! scenario's business ([`crate::scenarios::figures`], [`crate::scenarios::chart`]); this
+//! file only lays them out, taking the median over rounds.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenarios::{Fanout, Hold, Latency, Resume, Slow};
+use crate::scenarios::{self, Outcomes};
 
 /// Everything measured for one server.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ServerResult {
     /// `limit`, a variant's crate name, or `external`.
     pub name: String,
-    /// Scenario 1.
-    pub hold: Option<Hold>,
-    /// Scenario 2.
-    pub fanout: Option<Fanout>,
-    /// Scenario 3.
-    pub latency: Option<Latency>,
-    /// Scenario 4.
-    pub slow: Option<Slow>,
-    /// Scenario 5.
-    pub resume: Option<Resume>,
+    /// Each scenario's outcome, under the scenario's own key (`hold`, `fanout`, ...), as
+    /// earlier runs wrote them.
+    #[serde(flatten)]
+    pub outcomes: Outcomes,
     /// Scenarios that could not run (e.g. the server did not start), with why.
     pub errors: Vec<String>,
     /// Seconds the server took to exit on SIGTERM after each scenario (None = killed).
     pub shutdown_secs: Vec<Option<f64>>,
+}
+
+impl ServerResult {
+    /// A result for server `name` with nothing measured yet.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ..Self::default()
+        }
+    }
 }
 
 /// One whole run.
@@ -101,186 +107,99 @@ pub fn loadavg() -> String {
 }
 
 /// Reads one figure off a server's results.
-type Reader = fn(&ServerResult) -> Option<f64>;
+type Reader = dyn Fn(&ServerResult) -> Option<f64>;
 
-/// How a figure is read off a result, and how it is shown.
-struct Figure {
+/// A figure read off one scenario's outcome `T`, and how it is shown: a table row, or a
+/// chart group (which plots the ratio to `limit` and ignores `fmt` and `ratio`).
+pub struct Row<T> {
+    /// Row label (or chart group label).
+    label: &'static str,
+    /// Reads the figure; `None` when the outcome has none.
+    get: fn(&T) -> Option<f64>,
+    /// Formats the value for the table.
+    fmt: fn(f64) -> String,
+    /// Whether the table shows the ratio to `limit` after the value.
+    ratio: bool,
+}
+
+impl<T: 'static> Row<T> {
+    /// A row shown as its value alone (counts, yes/no, CPU shares).
+    pub fn absolute(
+        label: &'static str,
+        fmt: fn(f64) -> String,
+        get: fn(&T) -> Option<f64>,
+    ) -> Self {
+        Self {
+            label,
+            get,
+            fmt,
+            ratio: false,
+        }
+    }
+
+    /// A row shown with its ratio to `limit`'s value.
+    pub fn relative(
+        label: &'static str,
+        fmt: fn(f64) -> String,
+        get: fn(&T) -> Option<f64>,
+    ) -> Self {
+        Self {
+            label,
+            get,
+            fmt,
+            ratio: true,
+        }
+    }
+
+    /// A chart group: the chart plots the figure's ratio to `limit`, whatever its unit.
+    pub fn headline(label: &'static str, get: fn(&T) -> Option<f64>) -> Self {
+        Self::relative(label, f2, get)
+    }
+
+    /// The same figure read off a whole server result, through `pick`, which finds the
+    /// scenario's outcome in it.
+    pub fn lift(self, pick: fn(&ServerResult) -> Option<&T>) -> Figure {
+        let get = self.get;
+        Figure {
+            label: self.label,
+            get: Box::new(move |result| pick(result).and_then(get)),
+            fmt: self.fmt,
+            ratio: self.ratio,
+        }
+    }
+}
+
+/// A [`Row`] lifted to read whole server results, as the table and the chart use it.
+pub struct Figure {
     /// Row label.
     label: &'static str,
     /// Reads the figure.
-    get: Reader,
+    get: Box<Reader>,
     /// Formats the value.
     fmt: fn(f64) -> String,
     /// Whether to show the ratio to `limit`.
     ratio: bool,
 }
 
-/// Formats with a fixed number of decimals.
-fn f0(v: f64) -> String {
+/// No decimals.
+pub fn f0(v: f64) -> String {
     format!("{v:.0}")
 }
 /// One decimal.
-fn f1(v: f64) -> String {
+pub fn f1(v: f64) -> String {
     format!("{v:.1}")
 }
 /// Two decimals.
-fn f2(v: f64) -> String {
+pub fn f2(v: f64) -> String {
     format!("{v:.2}")
 }
 /// Millions with two decimals.
-fn mega(v: f64) -> String {
+pub fn mega(v: f64) -> String {
     format!("{:.2} M", v / 1e6)
 }
 /// Yes or no.
-fn yes_no(v: f64) -> String {
+pub fn yes_no(v: f64) -> String {
     if v > 0.5 { "yes".into() } else { "NO".into() }
-}
-
-/// The table's rows.
-fn figures() -> Vec<Figure> {
-    vec![
-        Figure {
-            label: "hold: streams open (of requested)",
-            get: |r| r.hold.as_ref().map(|h| h.connected.ready as f64),
-            fmt: f0,
-            ratio: false,
-        },
-        Figure {
-            label: "hold: failed to open",
-            get: |r| r.hold.as_ref().map(|h| h.connected.failed as f64),
-            fmt: f0,
-            ratio: false,
-        },
-        Figure {
-            label: "hold: RSS per stream (KiB)",
-            get: |r| r.hold.as_ref()?.rss_per_stream_kib,
-            fmt: f2,
-            ratio: true,
-        },
-        Figure {
-            label: "hold: idle server CPU (% of a core)",
-            get: |r| r.hold.as_ref()?.idle_cpu_pct,
-            fmt: f1,
-            ratio: false,
-        },
-        Figure {
-            label: "fan-out: events/s delivered",
-            get: |r| r.fanout.as_ref().map(|f| f.events_per_sec),
-            fmt: mega,
-            ratio: true,
-        },
-        Figure {
-            label: "fan-out: delay p50 (ms)",
-            get: |r| r.fanout.as_ref()?.p50_ms,
-            fmt: f1,
-            ratio: true,
-        },
-        Figure {
-            label: "fan-out: delay p99 (ms)",
-            get: |r| r.fanout.as_ref()?.p99_ms,
-            fmt: f1,
-            ratio: true,
-        },
-        Figure {
-            label: "fan-out: delay p99.9 (ms)",
-            get: |r| r.fanout.as_ref()?.p999_ms,
-            fmt: f1,
-            ratio: true,
-        },
-        Figure {
-            label: "fan-out: server CPU (% of a core)",
-            get: |r| r.fanout.as_ref()?.server_cpu_pct,
-            fmt: f0,
-            ratio: false,
-        },
-        Figure {
-            label: "fan-out: subscribers dropped",
-            get: |r| r.fanout.as_ref().map(|f| f.dropped as f64),
-            fmt: f0,
-            ratio: false,
-        },
-        Figure {
-            label: "latency: delay p50 (ms)",
-            get: |r| r.latency.as_ref()?.p50_ms,
-            fmt: f1,
-            ratio: true,
-        },
-        Figure {
-            label: "latency: delay p99 (ms)",
-            get: |r| r.latency.as_ref()?.p99_ms,
-            fmt: f1,
-            ratio: true,
-        },
-        Figure {
-            label: "latency: first-to-last spread, max (ms)",
-            get: |r| r.latency.as_ref()?.spread_max_ms,
-            fmt: f1,
-            ratio: true,
-        },
-        Figure {
-            label: "latency: deliveries missing",
-            get: |r| {
-                r.latency
-                    .as_ref()
-                    .map(|l| l.expected.saturating_sub(l.delivered) as f64)
-            },
-            fmt: f0,
-            ratio: false,
-        },
-        Figure {
-            label: "slow: healthy p99 without stalled (ms)",
-            get: |r| r.slow.as_ref()?.p99_without_ms,
-            fmt: f1,
-            ratio: true,
-        },
-        Figure {
-            label: "slow: healthy p99 with stalled (ms)",
-            get: |r| r.slow.as_ref()?.p99_with_ms,
-            fmt: f1,
-            ratio: true,
-        },
-        Figure {
-            label: "slow: stalled one reaches EOF",
-            get: |r| {
-                r.slow
-                    .as_ref()?
-                    .stalled_eof
-                    .map(|e| if e { 1.0 } else { 0.0 })
-            },
-            fmt: yes_no,
-            ratio: false,
-        },
-        Figure {
-            label: "slow: lagged disconnects",
-            get: |r| r.slow.as_ref()?.lagged,
-            fmt: f0,
-            ratio: false,
-        },
-        Figure {
-            label: "slow: server RSS growth (MiB)",
-            get: |r| r.slow.as_ref()?.rss_growth_mib,
-            fmt: f1,
-            ratio: false,
-        },
-        Figure {
-            label: "resume: all replayed (ms)",
-            get: |r| r.resume.as_ref()?.all_replayed_ms,
-            fmt: f0,
-            ratio: true,
-        },
-        Figure {
-            label: "resume: then live to all (ms)",
-            get: |r| r.resume.as_ref()?.live_ms,
-            fmt: f1,
-            ratio: false,
-        },
-        Figure {
-            label: "resume: clients correct",
-            get: |r| r.resume.as_ref().map(|x| x.ok as f64),
-            fmt: f0,
-            ratio: false,
-        },
-    ]
 }
 
 /// Server names in the order they first ran; with `--rounds`, `run.servers` holds one
@@ -305,7 +224,7 @@ pub fn rounds(run: &Run) -> usize {
 }
 
 /// The median over rounds of a figure of server `name` (rounds without it are skipped).
-fn median(run: &Run, name: &str, get: Reader) -> Option<f64> {
+fn median(run: &Run, name: &str, get: &Reader) -> Option<f64> {
     let mut values: Vec<f64> = run
         .servers
         .iter()
@@ -342,14 +261,14 @@ pub fn table(run: &Run) -> String {
         out.push_str("---:|");
     }
     out.push('\n');
-    for figure in figures() {
+    for figure in scenarios::figures() {
         if run.servers.iter().all(|s| (figure.get)(s).is_none()) {
             continue;
         }
         let _ = write!(out, "| {} |", figure.label);
-        let base = median(run, "limit", figure.get);
+        let base = median(run, "limit", &figure.get);
         for name in &names {
-            match median(run, name, figure.get) {
+            match median(run, name, &figure.get) {
                 Some(v) => {
                     let _ = write!(out, " {}", (figure.fmt)(v));
                     if figure.ratio
@@ -378,22 +297,6 @@ pub fn table(run: &Run) -> String {
     out
 }
 
-/// The chart's groups: label and reader.
-const CHART: [(&str, Reader); 4] = [
-    ("fan-out events/s (higher is better)", |r| {
-        r.fanout.as_ref().map(|f| f.events_per_sec)
-    }),
-    ("RSS per held stream (lower is better)", |r| {
-        r.hold.as_ref()?.rss_per_stream_kib
-    }),
-    ("p99 delay at scale (lower is better)", |r| {
-        r.latency.as_ref()?.p99_ms
-    }),
-    ("resume storm time (lower is better)", |r| {
-        r.resume.as_ref()?.all_replayed_ms
-    }),
-];
-
 /// Bar colours per server, in run order.
 const COLOURS: [&str; 6] = [
     "#555555", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b",
@@ -402,18 +305,19 @@ const COLOURS: [&str; 6] = [
 /// A grouped bar chart of the headline figures as ratios to `limit`, hand-written SVG.
 pub fn svg(run: &Run) -> String {
     let names = names(run);
+    let chart = scenarios::chart();
     let (width, height, top, bottom, left) = (900.0, 420.0, 60.0, 90.0, 50.0);
     let plot_h = height - top - bottom;
-    let group_w = (width - left - 20.0) / CHART.len() as f64;
+    let group_w = (width - left - 20.0) / chart.len() as f64;
     let n = names.len().max(1) as f64;
     let bar_w = (group_w - 30.0) / n;
-    let ratios: Vec<Vec<Option<f64>>> = CHART
+    let ratios: Vec<Vec<Option<f64>>> = chart
         .iter()
-        .map(|(_, get)| {
-            let base = median(run, "limit", *get).filter(|b| *b > 0.0);
+        .map(|group| {
+            let base = median(run, "limit", &group.get).filter(|b| *b > 0.0);
             names
                 .iter()
-                .map(|n| Some(median(run, n, *get)? / base?))
+                .map(|n| Some(median(run, n, &group.get)? / base?))
                 .collect()
         })
         .collect();
@@ -461,7 +365,7 @@ pub fn svg(run: &Run) -> String {
         );
         exp += 1.0;
     }
-    for (g, ((label, _), group)) in CHART.iter().zip(&ratios).enumerate() {
+    for (g, (Figure { label, .. }, group)) in chart.iter().zip(&ratios).enumerate() {
         let gx = left + 15.0 + g as f64 * group_w;
         for (i, ratio) in group.iter().enumerate() {
             let x = gx + i as f64 * bar_w;
@@ -537,13 +441,7 @@ mod tests {
             command: "sse-bench".into(),
             machine: Machine::probe((1, 1)),
             settings: serde_json::Value::Null,
-            servers: names
-                .iter()
-                .map(|n| ServerResult {
-                    name: (*n).into(),
-                    ..ServerResult::default()
-                })
-                .collect(),
+            servers: names.iter().map(|n| ServerResult::named(n)).collect(),
         }
     }
 
@@ -569,13 +467,36 @@ mod tests {
         for (i, server) in run.servers.iter_mut().enumerate() {
             server.shutdown_secs = vec![Some(i as f64)];
         }
-        let get: Reader = |r| r.shutdown_secs.first().copied().flatten();
+        let get = |r: &ServerResult| r.shutdown_secs.first().copied().flatten();
         assert_eq!(rounds(&run), 3);
         assert_eq!(names(&run), ["limit", "axum-stream-map"]);
-        assert_eq!(median(&run, "limit", get), Some(2.0));
-        assert_eq!(median(&run, "axum-stream-map", get), Some(2.0));
-        assert_eq!(median(&run, "warp-generator", get), None);
+        assert_eq!(median(&run, "limit", &get), Some(2.0));
+        assert_eq!(median(&run, "axum-stream-map", &get), Some(2.0));
+        assert_eq!(median(&run, "warp-generator", &get), None);
         assert!(table(&run).starts_with("Medians of 3 rounds"));
+    }
+
+    /// A record written before the scenarios had files of their own: a real run of `limit`
+    /// plus a hand-edited second server (missing figures, a failed scenario), with the
+    /// table and chart that the code of the time rendered from it.
+    const OLD_RECORD: &str = include_str!("../testdata/run-before-split.json");
+    /// That record's table, as rendered then.
+    const OLD_TABLE: &str = include_str!("../testdata/run-before-split.md");
+    /// That record's chart, as rendered then.
+    const OLD_CHART: &str = include_str!("../testdata/run-before-split.svg");
+
+    #[test]
+    fn an_old_record_renders_as_it_did() {
+        let run: Run = serde_json::from_str(OLD_RECORD).expect("an old record parses");
+        assert_eq!(table(&run), OLD_TABLE);
+        assert_eq!(svg(&run), OLD_CHART);
+    }
+
+    #[test]
+    fn an_old_record_is_written_back_field_for_field() {
+        let old: serde_json::Value = serde_json::from_str(OLD_RECORD).expect("JSON");
+        let run: Run = serde_json::from_value(old.clone()).expect("an old record parses");
+        assert_eq!(serde_json::to_value(&run).expect("serialisable"), old);
     }
 
     #[test]
