@@ -342,6 +342,41 @@ impl Events {
         }
     }
 
+    /// Like [`Events::next`], but a stream the server's kernel reset (a connection it cut)
+    /// counts as ended, not as broken: `Ok(None)`.
+    pub async fn next_or_end(&mut self, within: Duration) -> Res<Option<Event>> {
+        match timeout(within, self.stream.next()).await {
+            Ok(Some(Ok(event))) => Ok(Some(event)),
+            Ok(Some(Err(_)) | None) => Ok(None),
+            Err(_) => Err(Problem::fail(
+                format!("another event within {within:?}"),
+                "nothing",
+            )),
+        }
+    }
+
+    /// Reads what is left until the server ends the stream, cleanly or with a reset; the
+    /// number of events read, or a failure if it is still open after `within`.
+    pub async fn drain_to_end(&mut self, within: Duration) -> Res<usize> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut read = 0;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_or_end(left).await {
+                Ok(Some(_)) => read += 1,
+                Ok(None) => return Ok(read),
+                Err(_) => {
+                    return Err(Problem::fail(
+                        format!(
+                            "the stream to end within {within:?} once its buffered bytes were read"
+                        ),
+                        format!("still open after {read} more events"),
+                    ));
+                }
+            }
+        }
+    }
+
     /// Events up to and including the first one that matches `done`, all within `within`.
     pub async fn until(
         &mut self,
@@ -436,6 +471,12 @@ pub struct Welcome {
     pub tick_ms: u64,
     /// Silence before a keep-alive comment (`"keepalive_ms"`): the keep-alive check's bound.
     pub keepalive_ms: u64,
+    /// The base reconnection delay (`"retry_ms"`), before jitter.
+    pub retry_ms: u64,
+    /// How far each connection's `retry:` may stray from it (`"retry_jitter"`), if told.
+    pub retry_jitter: Option<f64>,
+    /// How long a stalled subscriber is kept (`"write_timeout_ms"`), if told.
+    pub write_timeout_ms: Option<u64>,
 }
 
 impl Welcome {
@@ -462,6 +503,9 @@ impl Welcome {
             queue: number("queue", 256),
             tick_ms: number("tick_ms", 2000),
             keepalive_ms: number("keepalive_ms", 15_000),
+            retry_ms: number("retry_ms", 3000),
+            retry_jitter: json["retry_jitter"].as_f64(),
+            write_timeout_ms: json["write_timeout_ms"].as_u64(),
         })
     }
 

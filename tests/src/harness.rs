@@ -41,7 +41,7 @@ pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 
 /// Flags for servers under test: a tick slower than keep-alive, so that both can be
 /// observed quickly, and small history and queue, so that eviction and lag are cheap.
-pub const TEST_FLAGS: [&str; 18] = [
+pub const TEST_FLAGS: [&str; 20] = [
     "--tick-ms",
     "400",
     "--keepalive-secs",
@@ -58,6 +58,8 @@ pub const TEST_FLAGS: [&str; 18] = [
     TOKEN,
     "--max-clients",
     "12",
+    "--write-timeout-secs",
+    "2",
     "--port",
     "0",
 ];
@@ -223,7 +225,8 @@ fn foreign_id(variant: Variant, runtime: &tokio::runtime::Runtime) -> Result<Str
 /// Runs one check against a fresh in-process server of `variant`.
 fn in_process(variant: Variant, check: Check) -> Result<(), Failed> {
     let runtime = runtime()?;
-    let server = Server::start(variant).map_err(|e| e.to_string())?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = Server::start_with(variant, check.flags, addr).map_err(|e| e.to_string())?;
     let mut target = server.target.clone();
     if check.name == "reset_when_id_is_from_an_earlier_run" {
         target.foreign_id = Some(foreign_id(variant, &runtime)?);

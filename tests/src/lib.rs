@@ -14,6 +14,7 @@
 pub mod checks;
 pub mod client;
 pub mod harness;
+pub mod nginx;
 
 use std::fmt;
 use std::future::Future;
@@ -119,6 +120,10 @@ pub struct Check {
     pub point: u8,
     /// Runs the check against a target.
     pub run: fn(Target) -> CheckFuture,
+    /// Flags the check needs its server started with (the harness passes them; against
+    /// another server the check reads the settings from `welcome` and skips, saying which
+    /// flags it needs, when they do not fit).
+    pub flags: &'static [&'static str],
 }
 
 /// Longest any single check may run before it counts as failed.

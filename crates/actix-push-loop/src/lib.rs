@@ -11,13 +11,18 @@ pub mod broadcaster;
 use std::io;
 use std::sync::Arc;
 
+use actix_http::{Extensions, HttpService, Protocol};
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{AppConfig, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Next, from_fn};
+use actix_web::rt::net::TcpStream;
 use actix_web::web::{self, Data};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Responder as _, Route};
+use actix_web::{App, HttpRequest, HttpResponse, Resource, Responder as _, Route};
+use socket2::SockRef;
+use sse_core::connection::{self, Connection, Watched};
 use sse_core::publish::MAX_BODY_BYTES;
 use sse_core::{CancellationToken, Config, Headers, Reply, RequestHead, STREAM_HEADERS, Service};
 
@@ -63,39 +68,54 @@ pub fn app(
         .wrap(from_fn(cors))
 }
 
-/// Serves `listener` until `shutdown` is cancelled; every open stream ends then too.
+/// Serves `listener` until `shutdown` is cancelled, on an actix `System` of its own; every
+/// open stream ends then too.
 ///
-/// Must run inside an actix `System` (see [`serve`]): the server, the broadcaster and the
-/// ticker are all spawned on it.
-pub async fn run(
-    listener: std::net::TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    let service = Service::start(SERVER, config, shutdown.clone());
-    let broadcaster = Broadcaster::start(Arc::clone(&service));
-    HttpServer::new(move || app(Arc::clone(&service), Arc::clone(&broadcaster)))
-        // actix's default of one worker per core: each worker encodes every event again for
-        // each of its clients (actix-web-lab has no pre-encoded frames), so fan-out scales
-        // with workers.
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        // sse-core owns the signals (one watcher for every variant), so actix installs none
-        // and starts its graceful stop when the token is cancelled instead.
-        .disable_signals()
-        .shutdown_signal(shutdown.cancelled_owned())
-        .listen(listener)?
-        .run()
-        .await
-}
-
-/// [`run`] on an actix `System` of its own, for callers without one (`main`, the
-/// conformance suite).
+/// This is actix-web's `HttpServer` spelled out (actix-server accepting, actix-http
+/// serving the app), because `HttpServer` gives no way to wrap a connection's I/O: each
+/// accepted socket gets the write timeout and is [`Watched`], and its requests carry the
+/// [`Connection`] (actix's connection data), exactly as sse-core's hyper transport does for
+/// the other two variants.
 pub fn serve(
     listener: std::net::TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    actix_web::rt::System::new().block_on(run(listener, config, shutdown))
+    actix_web::rt::System::new().block_on(async move {
+        let service = Service::start(SERVER, config, shutdown.clone());
+        let broadcaster = Broadcaster::start(Arc::clone(&service));
+        let write_timeout = service.config.write_timeout;
+        let server = actix_server::Server::build()
+            // actix's default of one worker per core: each worker encodes every event again
+            // for each of its clients (actix-web-lab has no pre-encoded frames), so fan-out
+            // scales with workers.
+            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+            // sse-core owns the signals (one watcher for every variant), so actix installs
+            // none and starts its graceful stop when the token is cancelled instead.
+            .disable_signals()
+            .shutdown_signal(shutdown.cancelled_owned())
+            .listen(SERVER, listener, move || {
+                let app = app(Arc::clone(&service), Arc::clone(&broadcaster))
+                    .into_factory()
+                    .map_err(|error| error.error_response());
+                let http = HttpService::build()
+                    .on_connect_ext(|io: &Watched<TcpStream>, data: &mut Extensions| {
+                        data.insert(Arc::clone(io.connection()));
+                    })
+                    .finish(map_config(app, |_| AppConfig::default()));
+                fn_service(move |stream: TcpStream| async move {
+                    let socket = SockRef::from(&stream);
+                    if let Err(error) = connection::prepare(socket, write_timeout) {
+                        tracing::warn!(%error, "cannot set the write timeout on a connection");
+                    }
+                    let peer = stream.peer_addr().ok();
+                    Ok((Watched::new(stream), Protocol::Http1, peer))
+                })
+                .and_then(http)
+            })?
+            .run();
+        server.await
+    })
 }
 
 /// A contract path: `route` for its method, the contract's JSON 405 for any other.
@@ -125,7 +145,8 @@ async fn stream(
     request: HttpRequest,
 ) -> HttpResponse {
     let headers = ActixHeaders(request.headers());
-    let head = RequestHead::new(&headers, Some(request.query_string()));
+    let connection = request.conn_data::<Arc<Connection>>();
+    let head = RequestHead::new(&headers, Some(request.query_string())).with_connection(connection);
     let admitted = service.admit(&head).and_then(|admission| {
         // The broadcaster stops only after shutdown began, so this is the race where shutdown
         // came between admission and joining.

@@ -19,6 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use sse_core::connection::Connection;
 use sse_core::publish::MAX_BODY_BYTES;
 use sse_core::{CancellationToken, Config, Opening, Reply, RequestHead, Service};
 
@@ -68,7 +69,10 @@ impl FromRequestParts<Arc<Service>> for Admitted {
         parts: &mut Parts,
         service: &Arc<Service>,
     ) -> Result<Self, Self::Rejection> {
-        let request = RequestHead::new(&parts.headers, parts.uri.query());
+        // The transport puts the connection in every request's extensions.
+        let connection = parts.extensions.get::<Arc<Connection>>();
+        let request =
+            RequestHead::new(&parts.headers, parts.uri.query()).with_connection(connection);
         service.open_stream(&request).map(Admitted).map_err(reply)
     }
 }

@@ -44,6 +44,19 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     pub retry_ms: u64,
 
+    /// Spread of each connection's `retry:` (and of a 503's Retry-After): drawn uniformly
+    /// from the base times [1 - J, 1 + J], so that clients cut off together do not all come
+    /// back together; 0 sends the base exactly.
+    #[arg(long, env = "SSE_RETRY_JITTER", value_name = "J", default_value_t = 0.2,
+          value_parser = parse_jitter)]
+    pub retry_jitter: f64,
+
+    /// Seconds a subscriber's connection may hold bytes its peer has not acknowledged (its
+    /// receive window closed while data waits) before it is cut (fractions allowed).
+    #[arg(long = "write-timeout-secs", env = "SSE_WRITE_TIMEOUT_SECS", value_name = "SECS",
+          default_value = "30", value_parser = parse_write_timeout)]
+    pub write_timeout: Duration,
+
     /// Events a subscriber may fall behind before it is disconnected (slow-consumer policy).
     #[arg(long, env = "SSE_QUEUE", value_name = "EVENTS", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
@@ -77,6 +90,13 @@ impl Config {
         Duration::from_millis(self.retry_ms)
     }
 
+    /// One connection's `retry:` delay: `--retry-ms` spread by `--retry-jitter`, so that
+    /// clients cut off at the same moment (a restart) come back spread over time.
+    pub fn jittered_retry(&self) -> Duration {
+        let spread = 1.0 + self.retry_jitter * (2.0 * fastrand::f64() - 1.0);
+        Duration::from_millis((self.retry_ms as f64 * spread).round() as u64)
+    }
+
     /// The ticker period, if the ticker is on.
     pub fn tick(&self) -> Option<Duration> {
         (self.tick_ms > 0).then(|| Duration::from_millis(self.tick_ms))
@@ -92,6 +112,32 @@ fn parse_keepalive(value: &str) -> Result<Duration, String> {
         Ok(Duration::from_secs_f64(secs))
     } else {
         Err("must be between 0.01 and 3600 seconds".to_owned())
+    }
+}
+
+/// The write timeout becomes `TCP_USER_TIMEOUT`, in whole milliseconds: at least 0.1 s
+/// (shorter would cut healthy clients on a congested link), at most an hour.
+fn parse_write_timeout(value: &str) -> Result<Duration, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
+    if secs.is_finite() && (0.1..=3600.0).contains(&secs) {
+        Ok(Duration::from_millis((secs * 1000.0).round() as u64))
+    } else {
+        Err("must be between 0.1 and 3600 seconds".to_owned())
+    }
+}
+
+/// Jitter is a fraction of the delay: from 0 (exact) up to, not including, 1 (which could
+/// draw a zero delay).
+fn parse_jitter(value: &str) -> Result<f64, String> {
+    let jitter: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a fraction such as 0.2"))?;
+    if (0.0..1.0).contains(&jitter) {
+        Ok(jitter)
+    } else {
+        Err("must be at least 0 and below 1".to_owned())
     }
 }
 
@@ -136,6 +182,8 @@ mod tests {
         assert_eq!(config.history, 1000);
         assert_eq!(config.keepalive, Duration::from_secs(15));
         assert_eq!(config.retry(), Duration::from_millis(3000));
+        assert_eq!(config.retry_jitter, 0.2);
+        assert_eq!(config.write_timeout, Duration::from_secs(30));
         assert!(config.allowed_origins.is_empty() && config.publish_token.is_none());
     }
 
@@ -153,10 +201,30 @@ mod tests {
             ),
             (&["--publish-token", ""], "--publish-token"),
             (&["--max-clients", "0"], "--max-clients"),
+            (&["--retry-jitter", "1"], "--retry-jitter"),
+            (&["--retry-jitter=-0.1"], "--retry-jitter"),
+            (&["--write-timeout-secs", "0"], "--write-timeout-secs"),
+            (&["--write-timeout-secs", "soon"], "--write-timeout-secs"),
         ] {
             let error = parse(args).expect_err("refused");
             assert!(error.contains(flag), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn jittered_retries_stay_in_their_band_and_spread() {
+        let config = parse(&["--retry-ms", "1000", "--retry-jitter", "0.2"]).expect("valid");
+        let drawn: Vec<u128> = (0..200)
+            .map(|_| config.jittered_retry().as_millis())
+            .collect();
+        assert!(
+            drawn.iter().all(|ms| (800..=1200).contains(ms)),
+            "{drawn:?}"
+        );
+        let distinct: std::collections::BTreeSet<_> = drawn.iter().collect();
+        assert!(distinct.len() > 50, "spread over the band: {distinct:?}");
+        let exact = parse(&["--retry-ms", "1000", "--retry-jitter", "0"]).expect("valid");
+        assert!((0..50).all(|_| exact.jittered_retry() == Duration::from_millis(1000)));
     }
 
     #[test]
@@ -167,7 +235,9 @@ mod tests {
             config.allowed_origins,
             ["http://a.test:8080", "https://b.test"]
         );
-        let fractional = parse(&["--keepalive-secs", "0.25"]).expect("valid");
+        let fractional =
+            parse(&["--keepalive-secs", "0.25", "--write-timeout-secs", "1.5"]).expect("valid");
         assert_eq!(fractional.keepalive, Duration::from_millis(250));
+        assert_eq!(fractional.write_timeout, Duration::from_millis(1500));
     }
 }

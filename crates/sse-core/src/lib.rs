@@ -7,7 +7,8 @@
 //! - [`request`], [`reply`]: a request as the contract reads it, and a response before a
 //!   framework writes it, so that the rules below are written once for three frameworks.
 //! - [`publish`], [`cors`], [`routes`]: the HTTP rules of the contract.
-//! - [`transport`]: the hyper server loop axum and warp share (socket options, shutdown).
+//! - [`transport`], [`connection`]: the hyper server loop axum and warp share, and what
+//!   every variant does to its sockets (the write timeout).
 //! - [`ticker`], [`config`], [`metrics`], [`assets`], [`cli`]: the rest of a server.
 //!
 //! Error policy: nothing here panics on input. Bad requests become a [`Reply`] with a JSON
@@ -17,6 +18,7 @@
 pub mod assets;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod event;
 pub mod hub;

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::connection::Connection;
 use crate::hub::HubStatus;
 
 /// Counters for `GET /metrics`.
@@ -23,16 +24,22 @@ pub struct Metrics {
     replayed: AtomicU64,
     /// Resumes that could not be exact (a `reset` was sent).
     resets: AtomicU64,
-    /// Subscribers disconnected for falling behind their queue.
+    /// Subscribers disconnected for falling behind their queue, or for holding bytes their
+    /// peer did not acknowledge past the write timeout.
     lagged: AtomicU64,
 }
 
 impl Metrics {
-    /// Admits one more stream unless `max` are open.
+    /// Admits one more stream unless `max` are open; `connection` is the socket it arrived
+    /// on, if the transport watches it (see [`crate::connection`]).
     ///
     /// The check and the increment are one atomic step, so concurrent connects can never
     /// push the count past `max`.
-    pub fn admit(self: &Arc<Self>, max: usize) -> Option<ClientGuard> {
+    pub fn admit(
+        self: &Arc<Self>,
+        max: usize,
+        connection: Option<Arc<Connection>>,
+    ) -> Option<ClientGuard> {
         let admitted = self
             .connected
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -42,7 +49,10 @@ impl Metrics {
             Ok(before) => {
                 self.connections.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(clients = before + 1, "client connected");
-                Some(ClientGuard(Arc::clone(self)))
+                Some(ClientGuard {
+                    metrics: Arc::clone(self),
+                    connection,
+                })
             }
             Err(_) => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
@@ -123,7 +133,7 @@ impl Metrics {
         metric(
             "sse_lagged_disconnects_total",
             "counter",
-            "Slow subscribers disconnected.",
+            "Slow subscribers disconnected: past --queue, or stalled past --write-timeout-secs.",
             load(&self.lagged),
         );
         metric(
@@ -146,11 +156,24 @@ impl Metrics {
 
 /// Proof that a stream was admitted; dropping it is the disconnect.
 #[derive(Debug)]
-pub struct ClientGuard(Arc<Metrics>);
+pub struct ClientGuard {
+    /// The counters it holds a place in.
+    metrics: Arc<Metrics>,
+    /// The connection the stream runs on, to learn at the end whether the kernel cut it.
+    connection: Option<Arc<Connection>>,
+}
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        let before = self.0.connected.fetch_sub(1, Ordering::AcqRel);
+        // The transport saw the kernel's ETIMEDOUT before the framework dropped the stream,
+        // so by now the connection says whether that is why the stream ends.
+        if self.connection.as_ref().is_some_and(|c| c.timed_out()) {
+            self.metrics.lagged.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "stalled client disconnected: its peer acknowledged nothing for --write-timeout-secs"
+            );
+        }
+        let before = self.metrics.connected.fetch_sub(1, Ordering::AcqRel);
         tracing::info!(clients = before - 1, "client disconnected");
     }
 }
@@ -170,9 +193,9 @@ mod tests {
     #[test]
     fn guards_count_clients_and_stop_at_max() {
         let metrics = Arc::new(Metrics::default());
-        let first = metrics.admit(2).expect("room");
-        let second = metrics.admit(2).expect("room");
-        assert!(metrics.admit(2).is_none(), "third refused");
+        let first = metrics.admit(2, None).expect("room");
+        let second = metrics.admit(2, None).expect("room");
+        assert!(metrics.admit(2, None).is_none(), "third refused");
         assert_eq!(metrics.connected(), 2);
         drop(first);
         assert_eq!(metrics.connected(), 1);
@@ -183,7 +206,7 @@ mod tests {
     #[test]
     fn render_names_every_contract_metric() {
         let metrics = Arc::new(Metrics::default());
-        let _guard = metrics.admit(5);
+        let _guard = metrics.admit(5, None);
         metrics.add_lagged(3);
         let text = metrics.render(
             "x",

@@ -6,6 +6,10 @@
 //! builds one per request from its own types and hands it to [`crate::Service`], so a rule
 //! that needs one more header is written once, here and in sse-core, not in three `lib.rs`.
 
+use std::sync::Arc;
+
+use crate::connection::Connection;
+
 /// Header lookup over any framework's header map (`Sync`, so that a publish handler holding a
 /// [`RequestHead`] across an `.await` stays `Send`, as axum and warp require).
 pub trait Headers: Sync {
@@ -19,19 +23,37 @@ impl Headers for http::HeaderMap {
     }
 }
 
-/// The parts of a request the contract reads: its headers and its query string.
+/// The parts of a request the contract reads: its headers, its query string, and the
+/// connection it came on.
 #[derive(Clone, Copy)]
 pub struct RequestHead<'a> {
     /// The request's headers.
     headers: &'a dyn Headers,
     /// The query string, without the `?`; `None` when the URL has none.
     query: Option<&'a str>,
+    /// The connection, when the transport watches it (see [`crate::connection`]).
+    connection: Option<&'a Arc<Connection>>,
 }
 
 impl<'a> RequestHead<'a> {
     /// A view of a request with `headers` and `query`.
     pub fn new(headers: &'a dyn Headers, query: Option<&'a str>) -> Self {
-        RequestHead { headers, query }
+        RequestHead {
+            headers,
+            query,
+            connection: None,
+        }
+    }
+
+    /// The same view, with the connection the request arrived on.
+    pub fn with_connection(mut self, connection: Option<&'a Arc<Connection>>) -> Self {
+        self.connection = connection;
+        self
+    }
+
+    /// The connection the request arrived on, if the transport watches it.
+    pub fn connection(&self) -> Option<&'a Arc<Connection>> {
+        self.connection
     }
 
     /// A header as text, if present and visible ASCII (as `http`'s `to_str` accepts).

@@ -41,7 +41,7 @@ pub struct Admission {
     pub guard: ClientGuard,
     /// Where the client asked to resume, if anywhere.
     pub last_event_id: Option<String>,
-    /// The `retry:` delay to send this client first.
+    /// The `retry:` delay to send this client first, jittered per connection.
     pub retry: Duration,
 }
 
@@ -94,14 +94,15 @@ impl Service {
         if self.shutdown.is_cancelled() {
             return Err(self.shutting_down());
         }
+        let connection = request.connection().cloned();
         let guard = self
             .metrics
-            .admit(self.config.max_clients as usize)
+            .admit(self.config.max_clients as usize, connection)
             .ok_or_else(|| self.unavailable("too many clients; retry later"))?;
         Ok(Admission {
             guard,
             last_event_id: request.last_event_id(),
-            retry: self.config.retry(),
+            retry: self.config.jittered_retry(),
         })
     }
 
@@ -129,9 +130,10 @@ impl Service {
         self.unavailable("shutting down; retry later")
     }
 
-    /// A 503 with `Retry-After` set from `--retry-ms` (at least a second).
+    /// A 503 with `Retry-After` from `--retry-ms`, spread by `--retry-jitter` like `retry:`
+    /// (in whole seconds, at least one).
     fn unavailable(&self, why: &str) -> Reply {
-        let retry_after = self.config.retry_ms.div_ceil(1000).max(1);
+        let retry_after = (self.config.jittered_retry().as_secs_f64().ceil() as u64).max(1);
         Reply::error(503, why).with_header("retry-after", retry_after.to_string())
     }
 
@@ -166,6 +168,8 @@ impl Service {
             "tick_ms": config.tick_ms,
             "keepalive_ms": config.keepalive.as_millis() as u64,
             "retry_ms": config.retry_ms,
+            "retry_jitter": config.retry_jitter,
+            "write_timeout_ms": config.write_timeout.as_millis() as u64,
         });
         Arc::new(Event::unsequenced(
             EventName::server("welcome"),
@@ -277,6 +281,7 @@ mod tests {
     fn past_max_clients_the_answer_is_503_with_retry_after() {
         let mut config = Config::defaults();
         config.max_clients = 1;
+        config.retry_jitter = 0.0;
         let service = service(config);
         let fresh = Resuming(None);
         let head = RequestHead::new(&fresh, None);
@@ -284,5 +289,26 @@ mod tests {
         let refused = service.admit(&head).err().expect("full");
         assert_eq!(refused.status, 503);
         assert!(refused.headers.contains(&("retry-after", "3".into())));
+    }
+
+    #[test]
+    fn retry_after_is_spread_like_retry() {
+        let mut config = Config::defaults();
+        config.max_clients = 1;
+        config.retry_ms = 10_000;
+        config.retry_jitter = 0.2;
+        let service = service(config);
+        let fresh = Resuming(None);
+        let head = RequestHead::new(&fresh, None);
+        let _first = service.admit(&head).map_err(|r| r.status).expect("room");
+        let waits: std::collections::BTreeSet<u64> = (0..100)
+            .filter_map(|_| {
+                let refused = service.admit(&head).err()?;
+                let (_, wait) = refused.headers.iter().find(|(n, _)| *n == "retry-after")?;
+                wait.parse().ok()
+            })
+            .collect();
+        assert!(waits.iter().all(|s| (8..=12).contains(s)), "{waits:?}");
+        assert!(waits.len() >= 3, "spread: {waits:?}");
     }
 }

@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::io;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -19,8 +20,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use socket2::SockRef;
 use tokio_util::sync::CancellationToken;
 
+use crate::connection::{self, Connection, Watched};
 use crate::{Config, Service};
 
 /// How long graceful shutdown may wait for open responses before the server stops anyway.
@@ -77,18 +80,24 @@ pub fn run<A: App>(
     app: impl FnOnce(Arc<Service>) -> A,
 ) -> io::Result<()> {
     crate::cli::block_on(async {
-        let service = Service::start(server, config, shutdown.clone());
-        serve(listener, app(service), shutdown).await
+        let service = Service::start(server, config, shutdown);
+        serve(listener, app(Arc::clone(&service)), &service).await
     })
 }
 
-/// Serves `service` on `listener` until `shutdown` is cancelled, then stops accepting, asks
-/// every connection to finish, and returns once they have, or [`SHUTDOWN_GRACE`] later.
+/// Serves `app` on `listener` until `service`'s shutdown token is cancelled, then stops
+/// accepting, asks every connection to finish, and returns once they have, or
+/// [`SHUTDOWN_GRACE`] later.
+///
+/// Every accepted socket gets the write timeout ([`connection::prepare`]) and is
+/// [`Watched`], and every request on it carries its [`Connection`] in its extensions, where
+/// the framework's stream route finds it for admission.
 pub async fn serve<A: App>(
     listener: std::net::TcpListener,
     app: A,
-    shutdown: CancellationToken,
+    service: &Service,
 ) -> io::Result<()> {
+    let shutdown = &service.shutdown;
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -107,9 +116,18 @@ pub async fn serve<A: App>(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
+        if let Err(error) =
+            connection::prepare(SockRef::from(&stream), service.config.write_timeout)
+        {
+            tracing::warn!(%error, "cannot set the write timeout on a connection");
+        }
+        let io = Watched::new(stream);
+        let app = WithConnection {
+            app: app.clone(),
+            connection: Arc::clone(io.connection()),
+        };
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -127,6 +145,32 @@ pub async fn serve<A: App>(
         }
     }
     Ok(())
+}
+
+/// A connection's app: every request gets the [`Connection`] in its extensions.
+#[derive(Clone)]
+struct WithConnection<A> {
+    /// The framework's app.
+    app: A,
+    /// The connection its requests arrive on.
+    connection: Arc<Connection>,
+}
+
+impl<A: App> tower_service::Service<Request<Incoming>> for WithConnection<A> {
+    type Response = A::Response;
+    type Error = Infallible;
+    type Future = A::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.app.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(Arc::clone(&self.connection));
+        self.app.call(request)
+    }
 }
 
 /// Handles an `accept` error: one about a single connection (it was reset before we took

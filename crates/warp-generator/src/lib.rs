@@ -13,6 +13,7 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
+use sse_core::connection::Connection;
 use sse_core::publish::MAX_BODY_BYTES;
 use sse_core::{CancellationToken, Config, Reply, RequestHead, Service};
 use warp::filters::path::FullPath;
@@ -45,9 +46,17 @@ pub fn routes(
         .and(service.clone())
         .and(headers)
         .and(query)
-        .map(|service, headers: HeaderMap, query: Option<String>| {
-            stream(service, &RequestHead::new(&headers, query.as_deref()))
-        });
+        // The transport puts the connection in every request's extensions.
+        .and(warp::ext::optional::<Arc<Connection>>())
+        .map(
+            |service,
+             headers: HeaderMap,
+             query: Option<String>,
+             connection: Option<Arc<Connection>>| {
+                let request = RequestHead::new(&headers, query.as_deref());
+                stream(service, &request.with_connection(connection.as_ref()))
+            },
+        );
     let publish = warp::post()
         .and(warp::path!("publish"))
         .and(service.clone())

@@ -4,18 +4,24 @@
 
 pub mod publish;
 pub mod resume;
+pub mod retry;
 pub mod service;
+pub mod stall;
 pub mod stream;
 
 use crate::Check;
 
-/// Declares a [`Check`] from an `async fn(Target) -> Res`.
+/// Declares a [`Check`] from an `async fn(Target) -> Res`, with the server flags it needs.
 macro_rules! check {
     ($point:literal, $module:ident :: $name:ident) => {
+        check!($point, $module::$name, [])
+    };
+    ($point:literal, $module:ident :: $name:ident, [$($flag:literal),*]) => {
         Check {
             name: stringify!($name),
             point: $point,
             run: |target| Box::pin($module::$name(target)),
+            flags: &[$($flag),*],
         }
     };
 }
@@ -26,6 +32,12 @@ pub fn all() -> Vec<Check> {
         check!(1, stream::stream_has_the_contract_headers),
         check!(1, stream::stream_is_never_compressed),
         check!(2, stream::stream_opens_with_retry_then_welcome),
+        check!(2, retry::retry_is_drawn_per_connection_within_the_jitter),
+        check!(
+            2,
+            retry::retry_is_exact_without_jitter,
+            ["--retry-jitter", "0"]
+        ),
         check!(3, stream::ticker_sends_message_greeting_and_update),
         check!(3, stream::every_event_has_its_own_id),
         check!(4, stream::keep_alive_comment_when_idle),
@@ -44,6 +56,15 @@ pub fn all() -> Vec<Check> {
             7,
             service::slow_consumer_is_disconnected_and_resumes_from_history
         ),
+        check!(
+            7,
+            stall::a_stalled_subscriber_is_cut_within_the_write_timeout
+        ),
+        check!(
+            7,
+            stall::a_stalled_subscriber_without_events_is_cut_on_keep_alives,
+            ["--tick-ms", "0", "--keepalive-secs", "0.01"]
+        ),
         check!(8, publish::publish_answers_202_with_the_id_it_delivers),
         check!(8, publish::publish_sends_json_data_compact),
         check!(8, publish::line_breaks_in_data_arrive_intact),
@@ -59,6 +80,11 @@ pub fn all() -> Vec<Check> {
         check!(10, service::cors_allows_configured_origins_with_credentials),
         check!(10, service::cors_gives_other_origins_no_headers),
         check!(11, service::max_clients_answers_503_with_retry_after),
+        check!(
+            11,
+            retry::retry_after_is_spread_like_retry,
+            ["--retry-ms", "10000", "--max-clients", "1"]
+        ),
         check!(14, service::page_and_assets_are_served),
         check!(14, service::unknown_paths_and_methods_get_json_errors),
     ]

@@ -9,6 +9,11 @@ use crate::{Problem, Res, Target, ensure};
 
 /// How long a published event may take to arrive.
 const WITHIN: Duration = Duration::from_secs(10);
+/// How soon a published event must be on an open stream: each event is flushed as it is
+/// produced (point 1).
+const FLUSHED_WITHIN: Duration = Duration::from_secs(3);
+/// What a late event most likely means when the server is behind a proxy.
+const HELD_BACK: &str = "the published event (if the server answers directly but not through a      proxy or CDN, something in between buffers or compresses the stream; see docs/DEPLOY.md)";
 
 /// A subscriber that has read its opening frames.
 async fn subscriber(target: &Target) -> Res<Events> {
@@ -74,8 +79,9 @@ pub async fn publish_answers_202_with_the_id_it_delivers(target: Target) -> Res 
     let id = client::publish(&target, Some("hello"), "world").await?;
     for events in [&mut first, &mut second] {
         let seen = events
-            .until(Duration::from_secs(3), |e| e.event == "hello")
-            .await?;
+            .until(FLUSHED_WITHIN, |e| e.event == "hello")
+            .await
+            .map_err(|problem| problem.concerning(HELD_BACK))?;
         let event = seen
             .last()
             .ok_or_else(|| Problem::fail("the event", "nothing"))?;

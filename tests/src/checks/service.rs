@@ -23,7 +23,7 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 }
 
 /// The current value of metric `name`.
-async fn metric(target: &Target, name: &str) -> Res<f64> {
+pub async fn metric(target: &Target, name: &str) -> Res<f64> {
     let metrics = client::get(target, "/metrics").await?;
     sample(&metrics.body, name).ok_or_else(|| {
         Problem::fail(
@@ -34,7 +34,7 @@ async fn metric(target: &Target, name: &str) -> Res<f64> {
 }
 
 /// Polls metric `name` until `done` holds, within `within`.
-async fn wait_for_metric(
+pub async fn wait_for_metric(
     target: &Target,
     name: &str,
     within: Duration,
@@ -103,11 +103,12 @@ pub async fn slow_consumer_is_disconnected_and_resumes_from_history(target: Targ
         );
     }
 
-    // Now the stalled one reads again: it must find its stream ended before the end.
+    // Now the stalled one reads again: it must find its stream ended before the end (the
+    // server ended it, or its kernel reset the connection for the write timeout).
     let mut last_id = String::new();
     let mut received = 0usize;
     loop {
-        match stalled.next(Duration::from_secs(20)).await? {
+        match stalled.next_or_end(Duration::from_secs(20)).await? {
             Some(event) if event.id == end => {
                 return Err(Problem::fail(
                     format!(
@@ -180,7 +181,7 @@ pub async fn slow_consumer_is_disconnected_and_resumes_from_history(target: Targ
 /// Reads every event from `events` until one named `end`, reconnecting with
 /// `Last-Event-ID` whenever the server ends the stream; returns the ids and the number of
 /// reconnects.
-async fn read_all_resuming(
+pub async fn read_all_resuming(
     target: &Target,
     mut events: Events,
     end: &str,

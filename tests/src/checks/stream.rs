@@ -60,18 +60,10 @@ pub async fn stream_opens_with_retry_then_welcome(target: Target) -> Res {
     })
     .await?;
     let text = raw.text();
-    let first = text
-        .lines()
-        .find(|line| !line.is_empty() && !line.starts_with(':'))
-        .unwrap_or_default();
-    let retry_ms = first
-        .strip_prefix("retry:")
-        .map(str::trim)
-        .and_then(|ms| ms.parse::<u64>().ok());
     ensure!(
-        retry_ms.is_some(),
+        opening_retry(&text).is_some(),
         "the first field to be `retry: <ms>`",
-        format!("{first:?}")
+        format!("{:?}", first_field(&text))
     );
     let frames = frames(&text);
     let welcome = frames
@@ -208,6 +200,34 @@ pub async fn keep_alive_comment_when_idle(target: Target) -> Res {
         Problem::fail(
             format!("a `:` comment line within {within:?} of silence"),
             format!("{:?}", client::tail(&raw.text())),
+        )
+    })
+}
+
+/// The first field line of a stream (comments skipped).
+fn first_field(text: &str) -> &str {
+    text.lines()
+        .find(|line| !line.is_empty() && !line.starts_with(':'))
+        .unwrap_or_default()
+}
+
+/// The stream's `retry:` delay in milliseconds, if its first field is one.
+pub fn opening_retry(text: &str) -> Option<u64> {
+    first_field(text)
+        .strip_prefix("retry:")
+        .map(str::trim)
+        .and_then(|ms| ms.parse::<u64>().ok())
+}
+
+/// Opens a fresh stream and reads its `retry:` delay.
+pub async fn fresh_retry(target: &Target) -> Res<u64> {
+    let mut raw = Raw::open(target, &StreamRequest::default()).await?;
+    raw.read_until(Duration::from_secs(5), |text| text.contains("welcome"))
+        .await?;
+    opening_retry(&raw.text()).ok_or_else(|| {
+        Problem::fail(
+            "the first field to be `retry: <ms>`",
+            format!("{:?}", first_field(&raw.text())),
         )
     })
 }
