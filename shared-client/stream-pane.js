@@ -24,6 +24,14 @@ const RATE_WINDOW_MS = 5000;
 // Stats callbacks are batched so a burst of events costs a few calls, not hundreds.
 const STATS_THROTTLE_MS = 250;
 
+// When the browser gives up on a stream for good (any non-200 answer, such as a
+// 503 from a full server or a 502 from a proxy while an instance restarts, is
+// fatal for EventSource), the pane tries again by itself: capped exponential
+// backoff with full jitter, so that pages cut off together do not come back
+// together. A 401 or 403 will not heal by retrying soon, so it waits the cap.
+const BACKOFF_FIRST_MS = 1000;
+const BACKOFF_CAP_MS = 30000;
+
 export function mountStreamPane(container, options = {}) {
   const {
     baseUrl = "",
@@ -37,6 +45,9 @@ export function mountStreamPane(container, options = {}) {
   container.append(view.root);
 
   let source = null;
+  let retryTimer = null;
+  let retryAt = 0;
+  let failures = 0; // fatal closes since the last open, for the backoff
   let lastId = "";
   let server = "";
   let state = "connecting";
@@ -68,15 +79,87 @@ export function mountStreamPane(container, options = {}) {
   function onOpen(event) {
     if (event.target !== source) return;
     opens += 1;
+    failures = 0;
     view.reconnects.textContent = String(Math.max(0, opens - 1));
+    showWaiting("");
     setState("open");
   }
 
   function onError(event) {
     if (event.target !== source) return;
-    // An error is routine: the browser either retries (CONNECTING) or has
-    // given up for good (CLOSED, e.g. a non-SSE response). Just show which.
-    setState(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
+    // An error is routine while the browser retries by itself (CONNECTING).
+    // CLOSED means it has given up for good; then the pane takes over.
+    if (source.readyState === EventSource.CLOSED) {
+      scheduleRetry();
+    } else {
+      setState("connecting");
+    }
+  }
+
+  // Finds out why the stream was refused (EventSource does not say), then
+  // waits out the backoff and connects again, resuming after the last id.
+  async function scheduleRetry() {
+    const failed = source;
+    failed.close();
+    failures += 1;
+    setState("waiting");
+    const why = await refusal();
+    if (source !== failed) return; // closed or reconnected by hand meanwhile
+    const denied = why.status === 401 || why.status === 403;
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** (failures - 1));
+    const delay = denied ? BACKOFF_CAP_MS : Math.random() * ceiling;
+    retryAt = Date.now() + delay;
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      connect();
+    }, delay);
+    showWaiting(why.text);
+  }
+
+  // The stream's answer as a sentence: one request, aborted once its status is in.
+  async function refusal() {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(streamUrl(), {
+        credentials: withCredentials ? "include" : "same-origin",
+        headers: { Accept: "text/event-stream" },
+        signal: controller.signal,
+      });
+      const ok = response.ok && (response.headers.get("content-type") || "").startsWith("text/event-stream");
+      if (ok) return { status: 200, text: "the server answered again" };
+      const body = await response.json().catch(() => ({}));
+      const label =
+        response.status === 401 ? "not authorized (401)"
+        : response.status === 403 ? "forbidden (403)"
+        : `the server answered ${response.status}`;
+      return { status: response.status, text: body.error ? `${label}: ${body.error}` : label };
+    } catch (error) {
+      return { status: 0, text: "the server cannot be reached" };
+    } finally {
+      controller.abort();
+    }
+  }
+
+  // "waiting" tells the user why and when the next try is; refreshed each second.
+  function showWaiting(why) {
+    view.waiting.dataset.why = why;
+    renderWaiting();
+  }
+
+  function renderWaiting() {
+    const why = view.waiting.dataset.why || "";
+    if (!why || retryTimer === null) {
+      view.waiting.textContent = why && state === "waiting" ? why : "";
+      return;
+    }
+    const seconds = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+    view.waiting.textContent = `${why}; trying again in ${seconds} s (attempt ${failures + 1})`;
+  }
+
+  function cancelRetry() {
+    if (retryTimer !== null) clearTimeout(retryTimer);
+    retryTimer = null;
+    showWaiting("");
   }
 
   function listen(type) {
@@ -86,11 +169,14 @@ export function mountStreamPane(container, options = {}) {
   }
 
   function close() {
+    cancelRetry();
     source?.close();
+    source = null;
     setState("closed");
   }
 
   function reconnect() {
+    cancelRetry();
     source?.close();
     showNotice(null);
     connect();
@@ -253,10 +339,12 @@ export function mountStreamPane(container, options = {}) {
     }, STATS_THROTTLE_MS);
   }
 
-  // The rate decays even when nothing arrives, so it needs its own clock.
+  // The rate decays even when nothing arrives, so it needs its own clock; the
+  // countdown to the next try shares it.
   setInterval(() => {
     const cutoff = Date.now() - RATE_WINDOW_MS;
     recentEvents = recentEvents.filter((time) => time > cutoff);
+    renderWaiting();
     scheduleStats();
   }, 1000);
 
@@ -312,6 +400,7 @@ function buildView(title) {
   const server = el("dd", { "data-role": "server" });
   const lastId = el("dd", { "data-role": "last-id", class: "mono" });
   const notice = el("div", { "data-role": "notice", class: "notice", role: "status" });
+  const waiting = el("p", { "data-role": "waiting", class: "waiting", role: "status" });
   const events = el("ol", { "data-role": "events", class: "events" });
   const close = el("button", { type: "button", "data-role": "close" }, "Close");
   const reconnect = el("button", { type: "button", "data-role": "reconnect" }, "Reconnect");
@@ -342,10 +431,11 @@ function buildView(title) {
       statusItem("last id", lastId),
     ),
     el("div", { class: "pane-actions" }, close, reconnect),
+    waiting,
     notice,
     form,
     events,
   );
 
-  return { root, state, reconnects, server, lastId, notice, events, close, reconnect, form, submit, publishStatus };
+  return { root, state, reconnects, server, lastId, notice, waiting, events, close, reconnect, form, submit, publishStatus };
 }

@@ -32,6 +32,9 @@ const RETRY_MS: &str = "300";
 /// How long a freshly opened page may take to connect and list a tick's worth of events
 /// (the test servers tick every 400 ms).
 const PAGE_READY: Duration = Duration::from_secs(15);
+/// How long a page refused for good may take to be open and receiving again by itself,
+/// once the server can take it (the contract's bound: its backoff is capped at 30 s).
+const HEAL: Duration = Duration::from_secs(40);
 
 /// How long each trial took, for the table printed after the run.
 static TIMINGS: Mutex<Vec<(String, Duration, bool)>> = Mutex::new(Vec::new());
@@ -49,16 +52,25 @@ enum Scenario {
     Restart,
     /// `withCredentials` streams work from an allowed origin and fail from another.
     CrossOrigin,
+    /// Refused with 503 at `--max-clients 1`, a page heals once a place frees.
+    MaxClients,
+    /// Through nginx, events arrive within a second of their publish.
+    NginxFlush,
+    /// Through nginx, a server restart (502s meanwhile) heals by itself.
+    NginxRestart,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 8] = [
         Scenario::Page,
         Scenario::Publish,
         Scenario::NetworkCut,
         Scenario::Restart,
         Scenario::CrossOrigin,
+        Scenario::MaxClients,
+        Scenario::NginxFlush,
+        Scenario::NginxRestart,
     ];
 
     /// The trial name's second half, and the failure screenshot's suffix.
@@ -69,6 +81,9 @@ impl Scenario {
             Scenario::NetworkCut => "network_cut_resumes_without_gap_or_duplicate",
             Scenario::Restart => "server_restart_shows_foreign_reset",
             Scenario::CrossOrigin => "cross_origin_with_credentials",
+            Scenario::MaxClients => "refused_page_heals_once_a_place_frees",
+            Scenario::NginxFlush => "events_reach_the_page_through_nginx_within_a_second",
+            Scenario::NginxRestart => "behind_nginx_a_restart_heals_the_page",
         }
     }
 
@@ -83,6 +98,15 @@ impl Scenario {
             }
             Scenario::CrossOrigin => {
                 scenarios::cross_origin::cross_origin_with_credentials(stage).await
+            }
+            Scenario::MaxClients => {
+                scenarios::max_clients::a_refused_page_heals_once_a_place_frees(stage).await
+            }
+            Scenario::NginxFlush => {
+                scenarios::nginx::events_reach_the_page_through_nginx_within_a_second(stage).await
+            }
+            Scenario::NginxRestart => {
+                scenarios::nginx::behind_nginx_a_restart_heals_the_page(stage).await
             }
         }
     }

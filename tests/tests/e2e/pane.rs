@@ -26,6 +26,7 @@ return {
   lastId: text("last-id"),
   server: text("server"),
   notice: text("notice"),
+  waiting: text("waiting"),
   publishStatus: text("publish-status"),
   rows: rows.map((li) => ({
     type: li.dataset.type ?? "",
@@ -56,7 +57,7 @@ pub struct Row {
 /// The pane at one moment.
 #[derive(Debug, Clone)]
 pub struct PaneView {
-    /// `connecting`, `open` or `closed`.
+    /// `connecting`, `open`, `waiting` (refused; the pane will try again) or `closed`.
     pub state: String,
     /// How often the stream reopened.
     pub reconnects: u32,
@@ -66,6 +67,8 @@ pub struct PaneView {
     pub server: String,
     /// The reset notice ("" when none).
     pub notice: String,
+    /// Why the stream is down and when the pane tries again ("" while open).
+    pub waiting: String,
     /// The publish form's status line.
     pub publish_status: String,
     /// Every listed event, oldest first.
@@ -90,6 +93,7 @@ impl PaneView {
             last_id: text("lastId"),
             server: text("server"),
             notice: text("notice"),
+            waiting: text("waiting"),
             publish_status: text("publishStatus"),
             rows,
         })
@@ -122,13 +126,14 @@ impl PaneView {
             .map(|r| format!("{}#{}", r.kind, r.id))
             .collect();
         format!(
-            "state={:?} reconnects={} server={:?} last-id={:?} notice={:?} publish-status={:?}, \
-             {} rows, last: [{}]",
+            "state={:?} reconnects={} server={:?} last-id={:?} notice={:?} waiting={:?} \
+             publish-status={:?}, {} rows, last: [{}]",
             self.state,
             self.reconnects,
             self.server,
             self.last_id,
             self.notice,
+            self.waiting,
             self.publish_status,
             self.rows.len(),
             recent.join(", ")

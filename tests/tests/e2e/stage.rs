@@ -12,7 +12,7 @@ use sse_conformance::harness::{Server, Variant};
 
 use super::chrome::Browser;
 use super::pane::{self, PaneView};
-use super::{Context, Outcome};
+use super::{Context, Outcome, wait_for};
 
 /// How any awaited change on the page may take, once the page is open.
 pub const STEP: Duration = Duration::from_secs(10);
@@ -42,6 +42,28 @@ impl Stage {
     pub fn serve_anywhere(&mut self, extra_flags: &[&str]) -> Outcome<Target> {
         self.serve(extra_flags, SocketAddr::from(([127, 0, 0, 1], 0)))
             .context("starting the server")
+    }
+
+    /// Starts a new run of the variant on the port `first` had, waiting for the old run's
+    /// socket to let go of it.
+    pub async fn restart_on_the_same_port(
+        &mut self,
+        first: &Target,
+        flags: &[&str],
+    ) -> Outcome<Target> {
+        let addr = addr_of(first)?;
+        wait_for(
+            "the port to be free for the new run",
+            STEP,
+            async || match self.serve(flags, addr) {
+                Ok(target) => Ok(Ok(target)),
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                    Ok(Err(error.to_string()))
+                }
+                Err(error) => Err(format!("starting the new run on {addr}: {error}")),
+            },
+        )
+        .await
     }
 
     /// Stops every server started so far, each within the harness's shutdown bound.

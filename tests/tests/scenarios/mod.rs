@@ -4,7 +4,9 @@
 //! stage, drives the page, and compares what the page shows with what the server sent.
 
 pub mod cross_origin;
+pub mod max_clients;
 pub mod network_cut;
+pub mod nginx;
 pub mod page;
 pub mod publish;
 pub mod restart;

@@ -6,9 +6,9 @@ use sse_conformance::client::{Events, StreamRequest};
 
 use crate::e2e::pane::{self, PaneView};
 use crate::e2e::stage::{
-    Reference, STEP, Stage, addr_of, ensure, expect_same_run, expect_tick_rows_have_ids,
+    Reference, STEP, Stage, ensure, expect_same_run, expect_tick_rows_have_ids,
 };
-use crate::e2e::{Context, Outcome, wait_for};
+use crate::e2e::{Context, Outcome};
 use crate::{PAGE_READY, RETRY_MS};
 
 /// The server stops and a new run starts on the same port. The page reconnects by itself,
@@ -42,7 +42,7 @@ pub async fn server_restart_shows_foreign_reset(stage: &mut Stage) -> Outcome {
         || gone.describe(),
     )?;
 
-    let second = restart_on_the_same_port(stage, &first, &flags).await?;
+    let second = stage.restart_on_the_same_port(&first, &flags).await?;
     let mut reference = resume_foreign(&second, &gone.last_id).await?;
     let view = wait_open_after_reset(stage).await?;
     let new_ids = ids_after_last_reset(&view);
@@ -73,28 +73,6 @@ pub async fn server_restart_shows_foreign_reset(stage: &mut Stage) -> Outcome {
     expect_same_run(&new_ids, &reference.ids)?;
     // The refused reconnects while the server was down are network errors; nothing else.
     stage.browser.expect_no_console_errors(true).await
-}
-
-/// Starts a new run of the variant on the port `first` had, waiting for the old run's
-/// socket to let go of it.
-async fn restart_on_the_same_port(
-    stage: &mut Stage,
-    first: &Target,
-    flags: &[&str],
-) -> Outcome<Target> {
-    let addr = addr_of(first)?;
-    wait_for(
-        "the port to be free for the new run",
-        STEP,
-        async || match stage.serve(flags, addr) {
-            Ok(target) => Ok(Ok(target)),
-            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
-                Ok(Err(error.to_string()))
-            }
-            Err(error) => Err(format!("starting the new run on {addr}: {error}")),
-        },
-    )
-    .await
 }
 
 /// A subscriber resuming on the new run from the page's old id: it must get the `foreign`
