@@ -219,6 +219,10 @@ mod tests {
             "resume_clients": 1000,
             "resume_prefill": 500,
             "resume_back": 300,
+            "storm_clients": 5000,
+            "storm_jitter": 0.2,
+            "storm_attempts": 10,
+            "storm_secs": 60.0,
             "history": 1000,
             "queue": 256,
             "keepalive_secs": 15.0,
@@ -271,7 +275,13 @@ mod tests {
 
     #[test]
     fn the_largest_fleet_sizes_the_open_file_check_and_the_servers_client_limit() {
-        let fleets = ["hold", "fanout-subs", "latency-subs", "resume-clients"];
+        let fleets = [
+            "hold",
+            "fanout-subs",
+            "latency-subs",
+            "resume-clients",
+            "storm-clients",
+        ];
         for largest in fleets {
             let flags: Vec<String> = fleets
                 .iter()

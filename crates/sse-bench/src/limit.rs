@@ -6,10 +6,11 @@
 //! has with plain vectored writes, up to 64 queued events per call, without copying. The framing
 //! is `Transfer-Encoding: chunked` so that the load generator parses exactly what it parses
 //! from the variants. It honours the parts of the contract the scenarios exercise: `retry`
-//! and `welcome` first, ids `<epoch>-<seq>`, `POST /publish` answering `202 {"id"}`, a
-//! history ring for `Last-Event-ID`, a `--queue` bound past which a lagging subscriber is
-//! disconnected, and `GET /metrics`. It skips validation, CORS, keep-alive comments, resets
-//! and the client limit, which cost nothing measurable per event.
+//! (drawn per connection within `--retry-jitter`) and `welcome` first, ids `<epoch>-<seq>`,
+//! `POST /publish` answering `202 {"id"}`, a history ring for `Last-Event-ID`, a `--queue`
+//! bound past which a lagging subscriber is disconnected, and `GET /metrics`. It skips
+//! validation, CORS, keep-alive comments, resets and the client limit, which cost nothing
+//! measurable per event.
 
 use std::collections::VecDeque;
 use std::io;
@@ -39,9 +40,13 @@ pub struct LimitArgs {
     /// How far a subscriber may fall behind before it is disconnected.
     #[arg(long, default_value_t = 256)]
     pub queue: usize,
-    /// The `retry:` sent to clients.
+    /// The `retry:` sent to clients, before jitter.
     #[arg(long, default_value_t = 3000)]
     pub retry_ms: u64,
+    /// Spread of each connection's `retry:`: drawn uniformly from --retry-ms times
+    /// [1 - J, 1 + J]; 0 sends --retry-ms exactly (as the variants do).
+    #[arg(long, default_value_t = 0.2, value_parser = parse_jitter)]
+    pub retry_jitter: f64,
     /// Ignored (no ticker).
     #[arg(long, default_value_t = 0)]
     pub tick_ms: u64,
@@ -80,6 +85,10 @@ struct Hub {
     connected: AtomicU64,
     /// Subscribers dropped because they fell more than `queue` events behind.
     lagged: AtomicU64,
+    /// Where this run's sequence of jitter draws starts.
+    seed: u64,
+    /// Jitter draws so far: the position in that sequence.
+    draws: AtomicU64,
     /// Settings.
     args: LimitArgs,
 }
@@ -129,6 +138,8 @@ async fn serve(args: LimitArgs) -> io::Result<()> {
         }),
         connected: AtomicU64::new(0),
         lagged: AtomicU64::new(0),
+        seed: crate::now_us(),
+        draws: AtomicU64::new(0),
         args,
     });
     loop {
@@ -150,6 +161,49 @@ async fn serve(args: LimitArgs) -> io::Result<()> {
             let _ = connection(socket, hub).await;
         });
     }
+}
+
+impl Hub {
+    /// The next connection's `retry:` delay in milliseconds.
+    fn retry_ms(&self) -> u64 {
+        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        let draw = unit(self.seed.wrapping_add(n.wrapping_mul(GOLDEN)));
+        jittered(self.args.retry_ms, self.args.retry_jitter, draw)
+    }
+}
+
+/// Jitter is a fraction of the delay: from 0 (exact) up to, not including, 1 (which could
+/// draw a zero delay), as the variants take it.
+fn parse_jitter(value: &str) -> Result<f64, String> {
+    let jitter: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a fraction such as 0.2"))?;
+    if (0.0..1.0).contains(&jitter) {
+        Ok(jitter)
+    } else {
+        Err("must be at least 0 and below 1".to_owned())
+    }
+}
+
+/// `retry_ms` spread by `jitter`, for a `draw` uniform in [0, 1): the base times
+/// 1 + jitter × (2 draw − 1), rounded to the millisecond.
+fn jittered(retry_ms: u64, jitter: f64, draw: f64) -> u64 {
+    let spread = 1.0 + jitter * (2.0 * draw - 1.0);
+    (retry_ms as f64 * spread).round() as u64
+}
+
+/// The step between splitmix64 states: 2^64 divided by the golden ratio.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// splitmix64's output for `state`, scaled to [0, 1): a well mixed draw from a plain
+/// counter, which is all the jitter needs (one more dependency would buy nothing).
+fn unit(state: u64) -> f64 {
+    let mut z = state.wrapping_add(GOLDEN);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    // The top 53 bits fill an f64's mantissa exactly.
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A parsed request head.
@@ -366,8 +420,12 @@ async fn stream(
             seq => format!("\"{}-{seq}\"", hub.epoch),
         };
         let welcome = format!(
-            "retry: {}\n\nevent: welcome\ndata: {{\"server\":\"limit\",\"last_id\":{last_id},\"history\":{},\"queue\":{}}}\n\n",
-            hub.args.retry_ms, hub.args.history, hub.args.queue
+            "retry: {}\n\nevent: welcome\ndata: {{\"server\":\"limit\",\"last_id\":{last_id},\"history\":{},\"queue\":{},\"retry_ms\":{},\"retry_jitter\":{}}}\n\n",
+            hub.retry_ms(),
+            hub.args.history,
+            hub.args.queue,
+            hub.args.retry_ms,
+            hub.args.retry_jitter
         );
         out.extend_from_slice(&chunk(welcome.as_bytes()));
         if let Some(after) = after {
@@ -429,6 +487,29 @@ mod tests {
         let r = parse_request(b"POST /publish HTTP/1.1\r\ncontent-length: 12");
         assert_eq!(r.content_length, 12);
         assert_eq!(r.last_event_id, None);
+    }
+
+    #[test]
+    fn retry_is_exact_without_jitter_and_spans_the_band_with_it() {
+        assert_eq!(jittered(3000, 0.0, 0.0), 3000);
+        assert_eq!(jittered(3000, 0.0, 0.999), 3000);
+        assert_eq!(jittered(3000, 0.2, 0.0), 2400);
+        assert_eq!(jittered(3000, 0.2, 0.5), 3000);
+        assert_eq!(jittered(3000, 0.2, 0.999_999), 3600);
+        assert!(parse_jitter("1").is_err() && parse_jitter("-0.1").is_err());
+        assert_eq!(parse_jitter("0"), Ok(0.0));
+    }
+
+    #[test]
+    fn draws_are_uniform_enough_to_fill_every_tenth() {
+        let mut tenths = [0u32; 10];
+        for n in 0..10_000u64 {
+            let draw = unit(n.wrapping_mul(GOLDEN));
+            assert!((0.0..1.0).contains(&draw), "{draw}");
+            tenths[(draw * 10.0) as usize] += 1;
+        }
+        // 1,000 expected in each; a poor mix would pile draws into a few tenths.
+        assert!(tenths.iter().all(|t| (900..1100).contains(t)), "{tenths:?}");
     }
 
     #[test]

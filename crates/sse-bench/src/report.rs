@@ -284,6 +284,7 @@ pub fn table(run: &Run) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&scenarios::appendix(run));
     let errors: Vec<String> = run
         .servers
         .iter()

@@ -91,7 +91,7 @@ async fn measure_external(url: &str, args: &RunArgs) -> Result<ServerResult, Str
     let server = Server::external(target, args.runner.pid);
     let mut result = ServerResult::named("external");
     for kind in &args.runner.scenarios {
-        run_scenario(*kind, &server, &args.sizes, &mut result).await;
+        run_scenario(*kind, &server, None, &args.sizes, &mut result).await;
     }
     Ok(result)
 }
@@ -149,7 +149,7 @@ async fn measure_variant(launch: &Launch, args: &RunArgs) -> ServerResult {
                 continue;
             }
         };
-        run_scenario(*kind, &server, &args.sizes, &mut result).await;
+        run_scenario(*kind, &server, Some(launch), &args.sizes, &mut result).await;
         let took = server.stop().await;
         result.shutdown_secs.push(took.map(|d| d.as_secs_f64()));
         // Let the kernel retire the closed sockets before the next server starts.
@@ -158,10 +158,17 @@ async fn measure_variant(launch: &Launch, args: &RunArgs) -> ServerResult {
     result
 }
 
-/// Runs one scenario and stores its outcome, printing its summary and how long it took.
-async fn run_scenario(kind: Kind, server: &Server, sizes: &Sizes, result: &mut ServerResult) {
+/// Runs one scenario against `server` (started by `launch`, unless external) and stores its
+/// outcome, printing its summary and how long it took.
+async fn run_scenario(
+    kind: Kind,
+    server: &Server,
+    launch: Option<&Launch>,
+    sizes: &Sizes,
+    result: &mut ServerResult,
+) {
     let started = Instant::now();
-    let summary = sizes.run(kind, server, &mut result.outcomes).await;
+    let summary = sizes.run(kind, server, launch, &mut result.outcomes).await;
     let name = &result.name;
     eprintln!("[{name}] {summary}");
     eprintln!(

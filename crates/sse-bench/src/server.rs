@@ -30,6 +30,24 @@ pub struct Launch {
     pub log: PathBuf,
 }
 
+impl Launch {
+    /// The same launch with flag `name` (given as `name value`, as the runner writes its
+    /// flags) set to `value`: replaced where the flags have it, appended where they do not.
+    /// The storm scenario uses it for `--retry-jitter`, and for `--port` to start a fresh
+    /// process on the port of the one it stopped.
+    pub fn with_flag(&self, name: &str, value: &str) -> Self {
+        let mut flags = self.flags.clone();
+        match flags.iter().position(|f| f == name) {
+            Some(at) if at + 1 < flags.len() => flags[at + 1] = value.to_owned(),
+            _ => flags.extend([name.to_owned(), value.to_owned()]),
+        }
+        Self {
+            flags,
+            ..self.clone()
+        }
+    }
+}
+
 /// A running server: a child process, or an external one given by `--url` (and `--pid`).
 pub struct Server {
     /// The child, when we started it (killed on drop).
@@ -146,6 +164,11 @@ impl Server {
         crate::client::metric(&text, name)
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.target.addr.port()
+    }
+
     /// Stops the server with SIGTERM (SIGKILL after 5 s); returns how long it took.
     pub async fn stop(mut self) -> Option<Duration> {
         let mut child = self.child.take()?;
@@ -172,4 +195,38 @@ fn clock_ticks() -> f64 {
         .ok()
         .flatten()
         .map_or(100.0, |t| t as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A launch whose flags are `flags`.
+    fn launch(flags: &[&str]) -> Launch {
+        Launch {
+            name: "x".into(),
+            program: "x".into(),
+            prefix: Vec::new(),
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+            log: "x.log".into(),
+        }
+    }
+
+    #[test]
+    fn a_flag_is_replaced_where_it_is_and_appended_where_it_is_not() {
+        let base = launch(&["--port", "0", "--retry-ms", "3000"]);
+        assert_eq!(
+            base.with_flag("--port", "4001").flags,
+            ["--port", "4001", "--retry-ms", "3000"]
+        );
+        assert_eq!(
+            base.with_flag("--retry-jitter", "0").flags,
+            ["--port", "0", "--retry-ms", "3000", "--retry-jitter", "0"]
+        );
+        // A flag at the very end without a value is not taken for a value's place.
+        assert_eq!(
+            launch(&["--port"]).with_flag("--port", "1").flags,
+            ["--port", "--port", "1"]
+        );
+    }
 }

@@ -221,8 +221,9 @@ pub struct Frame<'a> {
     pub event: &'a [u8],
     /// The start of the `data:` field(s) (lines joined with LF).
     pub data: &'a [u8],
-    /// Whether the frame had a `retry:` field.
-    pub retry: bool,
+    /// The frame's `retry:` value in milliseconds, if it had one made only of digits
+    /// (EventSource ignores any other).
+    pub retry: Option<u64>,
 }
 
 /// An incremental SSE frame scanner over a decoded body.
@@ -242,8 +243,8 @@ pub struct Scanner {
     data: Vec<u8>,
     /// Whether the current frame has data.
     has_data: bool,
-    /// Whether the current frame has a `retry:` field.
-    retry: bool,
+    /// The current frame's `retry:` value.
+    retry: Option<u64>,
     /// Comment lines seen (keep-alives).
     pub comments: u64,
 }
@@ -296,7 +297,7 @@ impl Scanner {
     fn line(&mut self, line: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            if self.has_id || self.has_data || !self.event.is_empty() || self.retry {
+            if self.has_id || self.has_data || !self.event.is_empty() || self.retry.is_some() {
                 on_frame(Frame {
                     id: self.has_id.then_some(self.id.as_slice()),
                     event: &self.event,
@@ -309,7 +310,7 @@ impl Scanner {
             self.event.clear();
             self.data.clear();
             self.has_data = false;
-            self.retry = false;
+            self.retry = None;
             return;
         }
         if line[0] == b':' {
@@ -341,7 +342,8 @@ impl Scanner {
                 self.data.extend_from_slice(&value[..value.len().min(room)]);
                 self.has_data = true;
             }
-            b"retry" => self.retry = true,
+            // A later valid `retry:` wins; an invalid one leaves the frame as it was.
+            b"retry" => self.retry = parse_u64(value).or(self.retry),
             _ => {}
         }
     }
@@ -392,7 +394,7 @@ mod tests {
         id: Option<String>,
         event: String,
         data: String,
-        retry: bool,
+        retry: Option<u64>,
     }
 
     fn scan_all(chunks: &[&[u8]]) -> (Vec<Owned>, u64) {
@@ -465,7 +467,8 @@ mod tests {
         let (frames, comments) = scan_all(&[stream]);
         assert_eq!(comments, 1);
         assert_eq!(frames.len(), 4);
-        assert!(frames[0].retry);
+        assert_eq!(frames[0].retry, Some(3000));
+        assert_eq!(frames[1].retry, None);
         assert_eq!(frames[1].event, "welcome");
         assert_eq!(frames[1].id, None);
         assert_eq!(frames[2].id.as_deref(), Some("ab-1"));
@@ -473,6 +476,19 @@ mod tests {
         assert_eq!(frames[2].data, "17 0 xx");
         assert_eq!(frames[3].event, "");
         assert_eq!(frames[3].data, "a\nb");
+    }
+
+    #[test]
+    fn retry_keeps_the_last_value_made_of_digits_only() {
+        let (frames, _) =
+            scan_all(&[b"retry: 2400\nretry: 3x\n\nretry: -1\n\nretry: 7\ndata: d\n\n"]);
+        assert_eq!(
+            frames.len(),
+            2,
+            "a frame of only an invalid retry is nothing"
+        );
+        assert_eq!(frames[0].retry, Some(2400));
+        assert_eq!((frames[1].retry, frames[1].data.as_str()), (Some(7), "d"));
     }
 
     #[test]

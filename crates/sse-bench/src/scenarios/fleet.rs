@@ -17,8 +17,8 @@ use crate::now_us;
 use crate::wire::{Frame, parse_payload};
 
 /// Streams opening at any moment: enough to open thousands in seconds, few enough that
-/// the server's accept queue never overflows.
-const OPENING: usize = 256;
+/// the server's accept queue never overflows (the storm's first streams open this way too).
+pub const OPENING: usize = 256;
 
 /// What each subscriber of a fleet does with what it reads.
 #[derive(Clone)]
@@ -337,7 +337,7 @@ mod tests {
             id: Some(b"1-1"),
             event: b"bench",
             data: payload.as_bytes(),
-            retry: false,
+            retry: None,
         }
     }
 

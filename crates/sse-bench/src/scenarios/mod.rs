@@ -23,12 +23,13 @@ mod latency;
 mod record;
 mod resume;
 mod slow;
+mod storm;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Figure, Row, ServerResult};
-use crate::server::Server;
+use crate::report::{Figure, Row, Run, ServerResult};
+use crate::server::{Launch, Server};
 
 /// One scenario, implemented by the struct of its sizes.
 pub trait Scenario: clap::Args + Serialize {
@@ -53,6 +54,9 @@ pub trait Scenario: clap::Args + Serialize {
 pub struct Bench<'a> {
     /// The freshly started (or external) server.
     pub server: &'a Server,
+    /// How that server was started (`None` for `--url`), for scenarios that start
+    /// processes of their own with other flags, or restart one.
+    pub launch: Option<&'a Launch>,
     /// `--payload`: bytes per event. It is declared and documented among the fan-out
     /// flags, but latency and resume publish events of that size too.
     pub payload: usize,
@@ -60,9 +64,10 @@ pub struct Bench<'a> {
 
 impl Sizes {
     /// What every scenario gets besides its own sizes.
-    fn bench<'a>(&self, server: &'a Server) -> Bench<'a> {
+    fn bench<'a>(&self, server: &'a Server, launch: Option<&'a Launch>) -> Bench<'a> {
         Bench {
             server,
+            launch,
             payload: self.fanout.payload,
         }
     }
@@ -78,12 +83,17 @@ pub fn chart() -> Vec<Figure> {
     ]
 }
 
+/// What the scenarios add to the markdown after the table: the storm's histograms.
+pub fn appendix(run: &Run) -> String {
+    storm::histograms(run)
+}
+
 /// Declares the scenarios from one list of `Variant => key: Sizes` entries, each with the
-/// doc line that `--help` shows for it. `key` names the scenario's outcome in the JSON
-/// record; `Variant` is its name in progress lines and, kebab-cased as clap does, its
-/// `--scenarios` value.
+/// doc line that `--help` shows for it and, optionally, `#[serde(...)]` attributes for its
+/// outcome's field. `key` names the scenario's outcome in the JSON record; `Variant` is its
+/// name in progress lines and, kebab-cased as clap does, its `--scenarios` value.
 macro_rules! registry {
-    ($($(#[doc = $doc:literal])+ $kind:ident => $key:ident: $sizes:ty,)+) => {
+    ($($(#[doc = $doc:literal])+ $(#[serde $serde:tt])* $kind:ident => $key:ident: $sizes:ty,)+) => {
         /// A scenario as `--scenarios` names it (and the run's settings record it).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -107,6 +117,7 @@ macro_rules! registry {
         pub struct Outcomes {
             $(
                 #[doc = concat!("The `", stringify!($key), "` scenario's outcome, if it ran.")]
+                $(#[serde $serde])*
                 pub $key: Option<<$sizes as Scenario>::Outcome>,
             )+
         }
@@ -118,10 +129,16 @@ macro_rules! registry {
                 0 $(.max(self.$key.connections()))+
             }
 
-            /// Runs scenario `kind` against `server`, stores its outcome in `outcomes`, and
-            /// returns its progress line.
-            pub async fn run(&self, kind: Kind, server: &Server, outcomes: &mut Outcomes) -> String {
-                let bench = self.bench(server);
+            /// Runs scenario `kind` against `server` (started by `launch`, unless external),
+            /// stores its outcome in `outcomes`, and returns its progress line.
+            pub async fn run(
+                &self,
+                kind: Kind,
+                server: &Server,
+                launch: Option<&Launch>,
+                outcomes: &mut Outcomes,
+            ) -> String {
+                let bench = self.bench(server, launch);
                 match kind {
                     $(Kind::$kind => {
                         let outcome = self.$key.run(&bench).await;
@@ -159,6 +176,12 @@ registry! {
     Slow => slow: slow::SlowSizes,
     /// Everyone reconnects at once with Last-Event-ID.
     Resume => resume: resume::ResumeSizes,
+    /// An instance restarts under its clients: how their reconnects spread, with and
+    /// without jitter.
+    // Records from before this scenario have no `storm` key, and must be written back
+    // without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    Storm => storm: storm::StormSizes,
 }
 
 #[cfg(test)]
@@ -178,9 +201,23 @@ mod tests {
 
     #[test]
     fn every_scenario_has_rows_and_an_outcome_key() {
-        let keys = serde_json::to_value(Outcomes::default()).expect("serialisable");
+        let all_ran = Outcomes {
+            storm: Some(storm::Storm::default()),
+            ..Outcomes::default()
+        };
+        let keys = serde_json::to_value(all_ran).expect("serialisable");
         let keys = keys.as_object().expect("an object");
         assert_eq!(keys.len(), Kind::value_variants().len());
         assert!(figures().len() >= keys.len());
+    }
+
+    #[test]
+    fn a_storm_that_did_not_run_leaves_no_key_while_older_scenarios_keep_theirs() {
+        let keys = serde_json::to_value(Outcomes::default()).expect("serialisable");
+        let keys = keys.as_object().expect("an object");
+        assert!(!keys.contains_key("storm"));
+        assert_eq!(keys.get("resume"), Some(&serde_json::Value::Null));
+        let read: Outcomes = serde_json::from_str("{}").expect("every key may be missing");
+        assert!(read.storm.is_none() && read.hold.is_none());
     }
 }

@@ -460,7 +460,7 @@ mod tests {
                 id: id.map(str::as_bytes),
                 event: event.as_bytes(),
                 data: b"0 0",
-                retry: false,
+                retry: None,
             };
             replay.observe(&frame, last);
         }
