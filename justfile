@@ -16,7 +16,7 @@ demo *flags:
 test:
     cargo test --workspace
 
-# Browser end-to-end tests in headless Chromium (needs: apt-get install chromium chromium-driver); extra args filter, e.g. just e2e axum-stream-map.
+# Browser end-to-end tests in headless Chromium (needs: apt-get install chromium chromium-driver nginx); extra args filter, e.g. just e2e axum-stream-map.
 e2e *args:
     cargo test -p sse-conformance --test browser -- --include-ignored {{ args }}
 

@@ -461,6 +461,8 @@ impl Opening {
 pub struct Welcome {
     /// The variant speaking (`"server"`), which checks name in their failures.
     pub server: String,
+    /// What backs its hub (`"hub"`: `memory` or `redis`), if told.
+    pub hub: Option<String>,
     /// The newest id issued when the stream opened (`"last_id"`), if any.
     pub last_id: Option<String>,
     /// Events kept for replay (`"history"`): how far back a resume can reach.
@@ -498,6 +500,7 @@ impl Welcome {
         let number = |key: &str, default: u64| json[key].as_u64().unwrap_or(default);
         Ok(Welcome {
             server,
+            hub: json["hub"].as_str().map(str::to_owned),
             last_id: json["last_id"].as_str().map(str::to_owned),
             history: number("history", 1000),
             queue: number("queue", 256),

@@ -20,7 +20,8 @@ use nix::unistd::Pid;
 use sse_core::{CancellationToken, Config};
 
 use crate::client::{Events, Publisher, StreamRequest};
-use crate::{Check, Problem, Target, checks, run_check};
+use crate::redis_server::{Durability, RedisServer};
+use crate::{Check, Problem, Target, checks, run_check, shared_log};
 
 /// A server implementation under test: one line in the registry.
 #[derive(Clone, Copy)]
@@ -87,13 +88,26 @@ pub fn main(variants: &[Variant]) -> ExitCode {
         };
     }
     let args = Arguments::from_args();
+    let redis = RedisAvailability::here();
     let mut trials = Vec::new();
-    for variant in variants.iter().copied() {
+    for (n, variant) in variants.iter().copied().enumerate() {
         for check in checks::all() {
             trials.push(Trial::test(
                 format!("{}::{}", variant.name, check.name),
-                move || in_process(variant, check),
+                move || in_process(variant, check, HubUnderTest::Memory),
             ));
+            trials.push(redis.gate(Trial::test(
+                format!("{}+redis::{}", variant.name, check.name),
+                move || in_process(variant, check, HubUnderTest::Redis),
+            )));
+        }
+        // The other instance of the shared-log checks is of the next idiom.
+        let other = variants[(n + 1) % variants.len()];
+        for (name, trial) in shared_log::TRIALS {
+            trials.push(redis.gate(Trial::test(
+                format!("{}::{name}", variant.name),
+                move || trial(variant, other),
+            )));
         }
         let harness_trials: [(&str, HarnessTrial); 3] = [
             (HARNESS_TRIALS[0], signals_end_streams),
@@ -107,7 +121,87 @@ pub fn main(variants: &[Variant]) -> ExitCode {
             ));
         }
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    // The shared Redis is a child process: stop it before the binary exits.
+    drop(lock_shared_redis().take());
+    conclusion.exit_code()
+}
+
+/// Whether the `--hub redis` trials can run here.
+enum RedisAvailability {
+    /// `redis-server` is installed.
+    Installed,
+    /// It is not, and this is CI: the trials run, and fail saying what is missing.
+    MissingInCi,
+    /// It is not, here: the trials are listed as ignored.
+    Missing,
+}
+
+impl RedisAvailability {
+    /// Looks for `redis-server`, and at `CI`.
+    fn here() -> Self {
+        if RedisServer::available() {
+            RedisAvailability::Installed
+        } else if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            RedisAvailability::MissingInCi
+        } else {
+            eprintln!(
+                "note: redis-server is not installed (apt-get install redis-server); the --hub redis trials are skipped (they fail under CI=true)"
+            );
+            RedisAvailability::Missing
+        }
+    }
+
+    /// `trial`, ignored when Redis is missing outside CI.
+    fn gate(&self, trial: Trial) -> Trial {
+        trial.with_ignored_flag(matches!(self, RedisAvailability::Missing))
+    }
+}
+
+/// Which hub a check's server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubUnderTest {
+    /// `--hub memory`, the default.
+    Memory,
+    /// `--hub redis`, on the binary's shared test Redis, with a prefix of the check's own.
+    Redis,
+}
+
+/// The Redis every `--hub redis` check shares, started on first use; each check gets a
+/// prefix of its own, so each has a log of its own.
+static SHARED_REDIS: std::sync::Mutex<Option<RedisServer>> = std::sync::Mutex::new(None);
+
+fn lock_shared_redis() -> std::sync::MutexGuard<'static, Option<RedisServer>> {
+    // A check that panicked while starting the server leaves nothing half-done behind.
+    SHARED_REDIS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The flags that put a server on the shared test Redis, under a fresh prefix.
+fn shared_redis_flags() -> Result<Vec<String>, Failed> {
+    static PREFIXES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let mut shared = lock_shared_redis();
+    if shared.is_none() {
+        *shared = Some(RedisServer::start(Durability::Ephemeral)?);
+    }
+    let url = shared.as_ref().map(RedisServer::url).unwrap_or_default();
+    let n = PREFIXES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(redis_flags(&url, &format!("check-{n}")))
+}
+
+/// `--hub redis --redis-url URL --redis-prefix PREFIX`.
+pub fn redis_flags(url: &str, prefix: &str) -> Vec<String> {
+    [
+        "--hub",
+        "redis",
+        "--redis-url",
+        url,
+        "--redis-prefix",
+        prefix,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// A variant serving on a thread of this process.
@@ -210,9 +304,20 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
         .map_err(|e| Failed::from(format!("no runtime: {e}")))
 }
 
-/// An id issued by another run of `variant`: a throwaway server publishes one event.
-fn foreign_id(variant: Variant, runtime: &tokio::runtime::Runtime) -> Result<String, Failed> {
-    let earlier = Server::start(variant).map_err(|e| e.to_string())?;
+/// An id issued by another run of `variant` (on the Redis hub, another log: a prefix of its
+/// own): a throwaway server publishes one event.
+fn foreign_id(
+    variant: Variant,
+    hub: HubUnderTest,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<String, Failed> {
+    let flags = match hub {
+        HubUnderTest::Memory => Vec::new(),
+        HubUnderTest::Redis => shared_redis_flags()?,
+    };
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let earlier = Server::start_with(variant, &flags, addr).map_err(|e| e.to_string())?;
     let id = runtime.block_on(crate::client::publish(
         &earlier.target,
         Some("earlier-run"),
@@ -222,14 +327,19 @@ fn foreign_id(variant: Variant, runtime: &tokio::runtime::Runtime) -> Result<Str
     id.map_err(|problem| Failed::from(problem.to_string()))
 }
 
-/// Runs one check against a fresh in-process server of `variant`.
-fn in_process(variant: Variant, check: Check) -> Result<(), Failed> {
+/// Runs one check against a fresh in-process server of `variant` on `hub`.
+fn in_process(variant: Variant, check: Check, hub: HubUnderTest) -> Result<(), Failed> {
     let runtime = runtime()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = Server::start_with(variant, check.flags, addr).map_err(|e| e.to_string())?;
+    let mut flags: Vec<String> = check.flags.iter().map(|f| (*f).to_owned()).collect();
+    if hub == HubUnderTest::Redis {
+        flags.extend(shared_redis_flags()?);
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start_with(variant, &flags, addr).map_err(|e| e.to_string())?;
     let mut target = server.target.clone();
     if check.name == "reset_when_id_is_from_an_earlier_run" {
-        target.foreign_id = Some(foreign_id(variant, &runtime)?);
+        target.foreign_id = Some(foreign_id(variant, hub, &runtime)?);
     }
     let outcome = runtime.block_on(run_check(&check, target));
     // Stop even when the check failed, and report the check's problem first.
@@ -244,7 +354,7 @@ fn in_process(variant: Variant, check: Check) -> Result<(), Failed> {
 }
 
 /// Starts `variant`'s real `main` in a child process with `args`.
-fn spawn_main(variant: Variant, args: &[&str]) -> io::Result<Child> {
+pub fn spawn_main(variant: Variant, args: &[&str]) -> io::Result<Child> {
     Command::new(std::env::current_exe()?)
         .env(SERVE_VAR, variant.name)
         .env("RUST_LOG", "warn")
@@ -276,7 +386,7 @@ fn listening_address(child: &mut Child) -> Result<String, Failed> {
 }
 
 /// Waits for the child to exit, at most `bound`; kills it past that.
-fn wait_exit(child: &mut Child, bound: Duration) -> Result<std::process::ExitStatus, Failed> {
+pub fn wait_exit(child: &mut Child, bound: Duration) -> Result<std::process::ExitStatus, Failed> {
     let deadline = Instant::now() + bound;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -339,6 +449,8 @@ fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {
         (&["--keepalive-secs", "soon"], "--keepalive-secs"),
         (&["--allowed-origins", "*"], "--allowed-origins"),
         (&["--port", "99999"], "--port"),
+        (&["--hub", "postgres"], "--hub"),
+        (&["--redis-url", "http://127.0.0.1:6379"], "--redis-url"),
     ] {
         let mut child = spawn_main(variant, args).map_err(|e| e.to_string())?;
         let status = wait_exit(&mut child, Duration::from_secs(10))?;

@@ -15,6 +15,8 @@ pub mod checks;
 pub mod client;
 pub mod harness;
 pub mod nginx;
+pub mod redis_server;
+pub mod shared_log;
 
 use std::fmt;
 use std::future::Future;

@@ -58,11 +58,13 @@ enum Scenario {
     NginxFlush,
     /// Through nginx, a server restart (502s meanwhile) heals by itself.
     NginxRestart,
+    /// On the Redis hub, a server restart resumes the page with no reset and no gap.
+    RedisRestart,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    const ALL: [Scenario; 8] = [
+    const ALL: [Scenario; 9] = [
         Scenario::Page,
         Scenario::Publish,
         Scenario::NetworkCut,
@@ -71,6 +73,7 @@ impl Scenario {
         Scenario::MaxClients,
         Scenario::NginxFlush,
         Scenario::NginxRestart,
+        Scenario::RedisRestart,
     ];
 
     /// The trial name's second half, and the failure screenshot's suffix.
@@ -84,6 +87,7 @@ impl Scenario {
             Scenario::MaxClients => "refused_page_heals_once_a_place_frees",
             Scenario::NginxFlush => "events_reach_the_page_through_nginx_within_a_second",
             Scenario::NginxRestart => "behind_nginx_a_restart_heals_the_page",
+            Scenario::RedisRestart => "server_restart_on_redis_resumes_without_reset",
         }
     }
 
@@ -107,6 +111,9 @@ impl Scenario {
             }
             Scenario::NginxRestart => {
                 scenarios::nginx::behind_nginx_a_restart_heals_the_page(stage).await
+            }
+            Scenario::RedisRestart => {
+                scenarios::redis_restart::server_restart_on_redis_resumes_without_reset(stage).await
             }
         }
     }

@@ -181,6 +181,11 @@ fn the_contract_names_every_check_and_only_real_ones() {
         .chain(
             sse_conformance::harness::HARNESS_TRIALS
                 .iter()
+                .chain(
+                    sse_conformance::shared_log::TRIALS
+                        .iter()
+                        .map(|(name, _)| name),
+                )
                 .map(|name| (*name).to_owned()),
         )
         .collect();

@@ -14,7 +14,9 @@
 //! - A full queue means the client fell `--queue` events behind: the broadcaster drops it
 //!   from the list (the slow-consumer policy) and the browser resumes from history.
 //! - The broadcaster itself can fall behind the hub; it then resubscribes after the last
-//!   event it pushed and pushes what it missed (see `resync`).
+//!   event it pushed and pushes what it missed (see `resync`). When the hub replaces its log
+//!   (a shared backend that lost its data), the live feed closes: the broadcaster drops every
+//!   client and follows the new log (see `restart`).
 //! - The connected-clients gauge follows the response body, not the list: actix drops the
 //!   body when it finds the client gone, which for an idle stream is at the next keep-alive
 //!   write, while the list only notices at the next event.
@@ -112,8 +114,9 @@ impl Broadcaster {
                 Err(RecvError::Lagged(missed)) => {
                     live = self.lock().resync(missed, service);
                 }
-                // The hub is gone; nothing more will ever be published.
-                Err(RecvError::Closed) => break,
+                // The hub started a new log (a shared backend lost its data): what every
+                // client has is from the old one, so each must resume on its own.
+                Err(RecvError::Closed) => live = self.lock().restart(service),
             }
         }
         let mut clients = self.lock();
@@ -205,6 +208,20 @@ impl Clients {
                 Err(TrySendError::Closed(_)) => false,
             }
         });
+    }
+
+    /// Starts over on the hub's new log: drops every client (each reconnects and gets the
+    /// reset it needs), and takes the new log's live feed from where it stands.
+    fn restart(&mut self, service: &Service) -> broadcast::Receiver<Arc<Event>> {
+        tracing::warn!(
+            dropped = self.list.len(),
+            "the hub started a new log; dropping every client to resume on its own"
+        );
+        self.list.clear();
+        let Subscription { live, position, .. } = service.hub.subscribe(None);
+        self.last_sent = position;
+        self.last_id = None;
+        live
     }
 
     /// Recovers after the broadcaster itself fell more than `--queue` events behind the
@@ -399,5 +416,71 @@ mod tests {
         let next = publish(&service, 1).await;
         push_next(&broadcaster, &mut live).await;
         assert_eq!(ids(&mut client).await, id_strs(&next));
+    }
+
+    /// A hub whose log the test can replace, as a shared backend does when it loses its
+    /// data.
+    struct ReplaceableHub(sse_core::log::Log);
+
+    impl sse_core::Hub for ReplaceableHub {
+        fn publish(&self, draft: Draft) -> sse_core::hub::PublishFuture<'_> {
+            let event = self
+                .0
+                .append_next(|seq, epoch| draft.into_event(sse_core::log::id_of(epoch, seq)));
+            Box::pin(async move { Ok(event) })
+        }
+
+        fn subscribe(&self, last_event_id: Option<&str>) -> Subscription {
+            self.0.subscribe(last_event_id)
+        }
+
+        fn status(&self) -> sse_core::hub::HubStatus {
+            self.0.status()
+        }
+
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_log_drops_every_client_and_is_followed() {
+        let log = sse_core::log::Log::new(Some("0123456789ab".into()), 64, 64);
+        let hub = Arc::new(ReplaceableHub(log));
+        let service = Service::new(
+            crate::SERVER,
+            Config::defaults(),
+            Arc::clone(&hub) as Arc<dyn sse_core::Hub>,
+            CancellationToken::new(),
+        );
+        let broadcaster = Broadcaster::start(Arc::clone(&service));
+        let mut old_client = broadcaster.join(None).expect("open");
+        hub.0.restart(Some("ffffffffffff".into()), 0);
+        // The broadcaster sees its feed close, drops the client, and follows the new log.
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while old_client.recv().await.is_some() {}
+            })
+            .await
+            .is_ok(),
+            "the old client's stream ends"
+        );
+        let mut new_client = broadcaster.join(None).expect("still open for new clients");
+        let event = publish(&service, 1).await;
+        let pushed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                if let Some(frame) = new_client.recv().await {
+                    let sse = sse::Sse::from_infallible_stream(futures_util::stream::iter([frame]));
+                    let bytes = actix_web::body::to_bytes(sse).await.expect("encodable");
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    if text.contains("id: ffffffffffff-1") {
+                        break text;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the new log's event reaches the new client");
+        assert!(pushed.contains(event[0].id_str().expect("an id")));
     }
 }

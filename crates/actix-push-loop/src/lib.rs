@@ -82,7 +82,7 @@ pub fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let service = Service::start(SERVER, config, shutdown.clone());
+        let service = Service::start(SERVER, config, shutdown.clone()).await?;
         let broadcaster = Broadcaster::start(Arc::clone(&service));
         let write_timeout = service.config.write_timeout;
         let server = actix_server::Server::build()
@@ -147,7 +147,7 @@ async fn stream(
     let headers = ActixHeaders(request.headers());
     let connection = request.conn_data::<Arc<Connection>>();
     let head = RequestHead::new(&headers, Some(request.query_string())).with_connection(connection);
-    let admitted = service.admit(&head).and_then(|admission| {
+    let admitted = service.admit(&head).await.and_then(|admission| {
         // The broadcaster stops only after shutdown began, so this is the race where shutdown
         // came between admission and joining.
         broadcaster::stream(&broadcaster, admission).ok_or_else(|| service.shutting_down())

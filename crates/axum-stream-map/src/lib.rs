@@ -73,7 +73,11 @@ impl FromRequestParts<Arc<Service>> for Admitted {
         let connection = parts.extensions.get::<Arc<Connection>>();
         let request =
             RequestHead::new(&parts.headers, parts.uri.query()).with_connection(connection);
-        service.open_stream(&request).map(Admitted).map_err(reply)
+        service
+            .open_stream(&request)
+            .await
+            .map(Admitted)
+            .map_err(reply)
     }
 }
 

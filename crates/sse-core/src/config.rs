@@ -72,6 +72,23 @@ pub struct Config {
           hide_env_values = true)]
     pub publish_token: Option<String>,
 
+    /// Where events live: `memory` (this process only) or `redis` (one log shared by every
+    /// instance with the same --redis-url and --redis-prefix, outliving restarts).
+    #[arg(long, env = "SSE_HUB", value_enum, default_value_t = HubKind::Memory)]
+    pub hub: HubKind,
+
+    /// The Redis server for --hub redis: redis://[:password@]host[:port][/db], or
+    /// unix:///path/to/socket.
+    #[arg(long, env = "SSE_REDIS_URL", value_name = "URL", default_value = "redis://127.0.0.1:6379",
+          value_parser = RedisUrlParser, hide_env_values = true)]
+    pub redis_url: RedisUrl,
+
+    /// Names the shared log in Redis: instances with one prefix share one log; another
+    /// prefix is an independent log in the same Redis.
+    #[arg(long, env = "SSE_REDIS_PREFIX", value_name = "NAME", default_value = "sse",
+          value_parser = parse_prefix)]
+    pub redis_prefix: String,
+
     /// Streams served at once; past it GET /stream answers 503 with Retry-After.
     #[arg(long, env = "SSE_MAX_CLIENTS", value_name = "N", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -100,6 +117,111 @@ impl Config {
     /// The ticker period, if the ticker is on.
     pub fn tick(&self) -> Option<Duration> {
         (self.tick_ms > 0).then(|| Duration::from_millis(self.tick_ms))
+    }
+}
+
+/// Where events live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HubKind {
+    /// In this process: lost on restart, not shared between instances.
+    Memory,
+    /// A Redis Stream: shared by instances, kept across restarts.
+    Redis,
+}
+
+/// A Redis URL that parsed, kept with a form that is safe to print.
+#[derive(Clone)]
+pub struct RedisUrl {
+    /// The URL as given, password included: for connecting only.
+    url: String,
+    /// The URL with any password replaced by `***`: for messages and logs.
+    shown: String,
+}
+
+impl RedisUrl {
+    /// The URL to connect with (it may hold a password: never print it).
+    pub fn secret(&self) -> &str {
+        &self.url
+    }
+}
+
+/// Prints the URL without its password, so that no log line or error message carries it.
+impl std::fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Like `Display`: a `Config` printed with `{:?}` must not leak the password either.
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({})", self.shown)
+    }
+}
+
+/// Parses `--redis-url`: a URL the Redis client can parse (`redis://`, `rediss://`,
+/// `unix://`, `redis+unix://`); the check connects to nothing.
+///
+/// A parser of its own rather than a function, because clap quotes the raw value in the
+/// errors of function parsers, and the raw value may hold a password.
+#[derive(Clone)]
+struct RedisUrlParser;
+
+impl clap::builder::TypedValueParser for RedisUrlParser {
+    type Value = RedisUrl;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<RedisUrl, clap::Error> {
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--redis-url <URL>': {why}\n"),
+            )
+        };
+        let value = value
+            .to_str()
+            .ok_or_else(|| refuse("it is not UTF-8".to_owned()))?;
+        let shown = redact_password(value);
+        match redis::Client::open(value) {
+            Ok(_) => Ok(RedisUrl {
+                url: value.to_owned(),
+                shown,
+            }),
+            Err(error) => Err(refuse(format!(
+                "{shown:?} is not a Redis URL like redis://host:6379 or unix:///path ({error})"
+            ))),
+        }
+    }
+}
+
+/// `scheme://user:password@host` becomes `scheme://user:***@host`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let (credentials, host) = rest[..authority_end].split_at(at);
+            let user = credentials.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A prefix goes into Redis key names (`{prefix}:log`): 1 to 64 of `A-Za-z0-9_.:-`, so that
+/// it cannot break the hash-tag braces around it.
+fn parse_prefix(value: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.:-".contains(c);
+    if (1..=64).contains(&value.len()) && value.chars().all(allowed) {
+        Ok(value.to_owned())
+    } else {
+        Err("must be 1 to 64 of A-Z, a-z, 0-9 and _ . : -".to_owned())
     }
 }
 
@@ -205,10 +327,36 @@ mod tests {
             (&["--retry-jitter=-0.1"], "--retry-jitter"),
             (&["--write-timeout-secs", "0"], "--write-timeout-secs"),
             (&["--write-timeout-secs", "soon"], "--write-timeout-secs"),
+            (&["--hub", "postgres"], "--hub"),
+            (&["--redis-url", "http://127.0.0.1:6379"], "--redis-url"),
+            (&["--redis-prefix", "a{b}"], "--redis-prefix"),
         ] {
             let error = parse(args).expect_err("refused");
             assert!(error.contains(flag), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn redis_passwords_never_reach_a_message() {
+        let config = parse(&[
+            "--hub",
+            "redis",
+            "--redis-url",
+            "redis://:hunter2@db:6380/1",
+        ])
+        .expect("valid");
+        assert_eq!(config.hub, HubKind::Redis);
+        assert_eq!(config.redis_url.secret(), "redis://:hunter2@db:6380/1");
+        assert_eq!(config.redis_url.to_string(), "redis://:***@db:6380/1");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let user = redact_password("redis://app:s3cret@db");
+        assert_eq!(user, "redis://app:***@db");
+        assert_eq!(
+            redact_password("unix:///tmp/redis.sock"),
+            "unix:///tmp/redis.sock"
+        );
+        let refused = parse(&["--redis-url", "redis://:hunter2@db:notaport"]).expect_err("bad");
+        assert!(!refused.contains("hunter2"), "{refused}");
     }
 
     #[test]

@@ -36,7 +36,26 @@ pub trait Hub: Send + Sync + 'static {
 
     /// A snapshot for `welcome` frames and metrics.
     fn status(&self) -> HubStatus;
+
+    /// What backs the hub, as `welcome` names it: `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+
+    /// Resolves once the hub can answer a subscriber resuming after `last_event_id`
+    /// exactly, or after a short bound if it cannot.
+    ///
+    /// A hub that serves from a local mirror of a shared log may be asked for an id that
+    /// another instance published, which its mirror has not read yet; subscribing at once
+    /// would call that id unknown (or foreign, for a log the mirror has not switched to).
+    /// Waiting briefly for the mirror turns that into an exact resume. A hub that numbers
+    /// its own events has nothing to wait for.
+    fn ready_for(&self, last_event_id: Option<&str>) -> ReadyFuture<'_> {
+        let _ = last_event_id;
+        Box::pin(std::future::ready(()))
+    }
 }
+
+/// The future [`Hub::ready_for`] returns.
+pub type ReadyFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// What a new subscriber receives from the hub.
 pub struct Subscription {
@@ -110,8 +129,14 @@ pub struct HubStatus {
     pub oldest_id: Option<String>,
     /// Events in history now.
     pub history_len: usize,
-    /// Events published since start.
+    /// The newest sequence number of the log (for the in-memory hub, events published since
+    /// start).
     pub published: u64,
+    /// Whether the backend answers (always for the in-memory hub).
+    pub up: bool,
+    /// How many events the backend's log is ahead of this instance's view of it (0 for the
+    /// in-memory hub, which is its own log).
+    pub behind: u64,
 }
 
 /// A failure to publish. The in-memory hub never fails; a networked backend can.

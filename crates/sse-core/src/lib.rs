@@ -2,7 +2,8 @@
 //! where the idiom differs.
 //!
 //! - [`event`]: the event model, and the normalisation that keeps data from injecting fields.
-//! - [`hub`]: the interface between idioms and storage; [`memory`]: the in-memory hub.
+//! - [`hub`]: the interface between idioms and storage; [`log`]: the history and live feed
+//!   every hub serves from; [`memory`] and [`redis_hub`]: the in-memory and Redis Streams hubs.
 //! - [`service`]: admission, `welcome`/`reset` frames, publish and metrics replies.
 //! - [`request`], [`reply`]: a request as the contract reads it, and a response before a
 //!   framework writes it, so that the rules below are written once for three frameworks.
@@ -22,9 +23,11 @@ pub mod connection;
 pub mod cors;
 pub mod event;
 pub mod hub;
+pub mod log;
 pub mod memory;
 pub mod metrics;
 pub mod publish;
+pub mod redis_hub;
 pub mod reply;
 pub mod request;
 pub mod routes;

@@ -142,6 +142,18 @@ impl Metrics {
             "Events retained for replay.",
             hub.history_len as u64,
         );
+        metric(
+            "sse_hub_up",
+            "gauge",
+            "Whether the hub's backend answers (1) or not (0).",
+            u64::from(hub.up),
+        );
+        metric(
+            "sse_hub_behind_events",
+            "gauge",
+            "Events the shared log is ahead of this instance's view of it.",
+            hub.behind,
+        );
         if let Some(rss) = resident_memory_bytes() {
             metric(
                 "process_resident_memory_bytes",

@@ -2,6 +2,7 @@
 //! publish, report metrics. The idiom crates call these and differ only in how they turn an
 //! [`Opening`] into a stream.
 
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,13 +10,14 @@ use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, HubKind};
 use crate::cors::Cors;
 use crate::event::{Event, EventName};
 use crate::hub::{Hub, Replay};
 use crate::memory::MemoryHub;
 use crate::metrics::{ClientGuard, Metrics};
 use crate::publish;
+use crate::redis_hub::RedisHub;
 use crate::reply::Reply;
 use crate::request::RequestHead;
 
@@ -62,13 +64,36 @@ pub struct Opening {
 }
 
 impl Service {
-    /// A service on an in-memory hub sized by `config`, with the demo ticker running on the
-    /// current tokio runtime: what every variant's `run` starts with.
-    pub fn start(server: &'static str, config: Config, shutdown: CancellationToken) -> Arc<Self> {
-        let hub = MemoryHub::new(config.history as usize, config.queue as usize);
-        let service = Self::new(server, config, Arc::new(hub), shutdown);
+    /// A service on the hub `--hub` names, with the demo ticker running on the current tokio
+    /// runtime: what every variant's `serve` starts with.
+    ///
+    /// Fails when `--hub redis` cannot reach Redis, with a message naming `--redis-url` (and
+    /// never its password).
+    pub async fn start(
+        server: &'static str,
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> io::Result<Arc<Self>> {
+        let hub: Arc<dyn Hub> = match config.hub {
+            HubKind::Memory => Arc::new(MemoryHub::new(
+                config.history as usize,
+                config.queue as usize,
+            )),
+            HubKind::Redis => {
+                let hub = RedisHub::connect(&config, shutdown.clone())
+                    .await
+                    .map_err(|error| {
+                        io::Error::other(format!(
+                            "cannot reach Redis at --redis-url {}: {}",
+                            config.redis_url, error.0
+                        ))
+                    })?;
+                Arc::new(hub)
+            }
+        };
+        let service = Self::new(server, config, hub, shutdown);
         crate::ticker::spawn(Arc::clone(&service));
-        service
+        Ok(service)
     }
 
     /// A service on `hub`, without the ticker.
@@ -89,8 +114,9 @@ impl Service {
     }
 
     /// Lets a client in to `GET /stream`, or gives the contract's refusal: 503 once shutdown
-    /// has begun (the stream would end at once) or past `--max-clients`.
-    pub fn admit(&self, request: &RequestHead) -> Result<Admission, Reply> {
+    /// has begun (the stream would end at once) or past `--max-clients`. Resolves once the
+    /// hub can answer the client's resume point exactly (see [`Hub::ready_for`]).
+    pub async fn admit(&self, request: &RequestHead<'_>) -> Result<Admission, Reply> {
         if self.shutdown.is_cancelled() {
             return Err(self.shutting_down());
         }
@@ -99,20 +125,22 @@ impl Service {
             .metrics
             .admit(self.config.max_clients as usize, connection)
             .ok_or_else(|| self.unavailable("too many clients; retry later"))?;
+        let last_event_id = request.last_event_id();
+        self.hub.ready_for(last_event_id.as_deref()).await;
         Ok(Admission {
             guard,
-            last_event_id: request.last_event_id(),
+            last_event_id,
             retry: self.config.jittered_retry(),
         })
     }
 
     /// Admits a client and subscribes it to the hub after its last event id.
-    pub fn open_stream(&self, request: &RequestHead) -> Result<Opening, Reply> {
+    pub async fn open_stream(&self, request: &RequestHead<'_>) -> Result<Opening, Reply> {
         let Admission {
             guard,
             last_event_id,
             retry,
-        } = self.admit(request)?;
+        } = self.admit(request).await?;
         let subscription = self.hub.subscribe(last_event_id.as_deref());
         let (reset, replay) = self.catch_up(subscription.replay);
         Ok(Opening {
@@ -162,6 +190,7 @@ impl Service {
         let config = &self.config;
         let body = json!({
             "server": self.server,
+            "hub": self.hub.kind(),
             "last_id": self.hub.status().last_id,
             "history": config.history,
             "queue": config.queue,
@@ -187,7 +216,7 @@ impl Service {
             self.hub
                 .publish(draft)
                 .await
-                .map_err(|error| Reply::error(503, error.to_string()))
+                .map_err(|error| self.unavailable(&format!("{error}; retry later")))
         };
         match accepted.await {
             Ok(event) => Reply::json(202, &json!({ "id": event.id_str() })),
@@ -201,13 +230,23 @@ impl Service {
         Reply::text(200, "text/plain; version=0.0.4", text)
     }
 
-    /// `GET /healthz`: 200 while the server is up and not shutting down.
+    /// `GET /healthz`: 200 while the server is up and not shutting down, whether or not its
+    /// hub's backend answers (the body says which; see CONTRACT.md on why a shared Redis that
+    /// is down must not pull every instance out of a load balancer at once).
     pub fn health_reply(&self) -> Reply {
         if self.shutdown.is_cancelled() {
-            Reply::error(503, "shutting down")
-        } else {
-            Reply::json(200, &json!({ "status": "ok", "server": self.server }))
+            return Reply::error(503, "shutting down");
         }
+        let hub_up = self.hub.status().up;
+        Reply::json(
+            200,
+            &json!({
+                "status": if hub_up { "ok" } else { "degraded" },
+                "server": self.server,
+                "hub": self.hub.kind(),
+                "hub_up": hub_up,
+            }),
+        )
     }
 }
 
@@ -246,6 +285,7 @@ mod tests {
         let headers = Resuming(Some("ffffffffffff-1"));
         let opening = service
             .open_stream(&RequestHead::new(&headers, None))
+            .await
             .map_err(|reply| reply.status)
             .expect("admitted");
         assert!(opening.welcome.data.contains(r#""server":"test""#));
@@ -259,14 +299,14 @@ mod tests {
         assert_eq!(service.metrics.connected(), 1);
     }
 
-    #[test]
-    fn no_stream_is_admitted_once_shutdown_has_begun() {
+    #[tokio::test]
+    async fn no_stream_is_admitted_once_shutdown_has_begun() {
         let service = service(Config::defaults());
         let fresh = Resuming(None);
         let head = RequestHead::new(&fresh, None);
-        assert!(service.admit(&head).is_ok());
+        assert!(service.admit(&head).await.is_ok());
         service.shutdown.cancel();
-        let refused = service.admit(&head).err().expect("refused");
+        let refused = service.admit(&head).await.err().expect("refused");
         assert_eq!(refused.status, 503);
         assert!(
             refused
@@ -277,22 +317,26 @@ mod tests {
         assert_eq!(service.metrics.connected(), 0, "the refusal holds no place");
     }
 
-    #[test]
-    fn past_max_clients_the_answer_is_503_with_retry_after() {
+    #[tokio::test]
+    async fn past_max_clients_the_answer_is_503_with_retry_after() {
         let mut config = Config::defaults();
         config.max_clients = 1;
         config.retry_jitter = 0.0;
         let service = service(config);
         let fresh = Resuming(None);
         let head = RequestHead::new(&fresh, None);
-        let _first = service.admit(&head).map_err(|r| r.status).expect("room");
-        let refused = service.admit(&head).err().expect("full");
+        let _first = service
+            .admit(&head)
+            .await
+            .map_err(|r| r.status)
+            .expect("room");
+        let refused = service.admit(&head).await.err().expect("full");
         assert_eq!(refused.status, 503);
         assert!(refused.headers.contains(&("retry-after", "3".into())));
     }
 
-    #[test]
-    fn retry_after_is_spread_like_retry() {
+    #[tokio::test]
+    async fn retry_after_is_spread_like_retry() {
         let mut config = Config::defaults();
         config.max_clients = 1;
         config.retry_ms = 10_000;
@@ -300,14 +344,21 @@ mod tests {
         let service = service(config);
         let fresh = Resuming(None);
         let head = RequestHead::new(&fresh, None);
-        let _first = service.admit(&head).map_err(|r| r.status).expect("room");
-        let waits: std::collections::BTreeSet<u64> = (0..100)
-            .filter_map(|_| {
-                let refused = service.admit(&head).err()?;
-                let (_, wait) = refused.headers.iter().find(|(n, _)| *n == "retry-after")?;
-                wait.parse().ok()
-            })
-            .collect();
+        let _first = service
+            .admit(&head)
+            .await
+            .map_err(|r| r.status)
+            .expect("room");
+        let mut waits = std::collections::BTreeSet::<u64>::new();
+        for _ in 0..100 {
+            let refused = service.admit(&head).await.err().expect("full");
+            let (_, wait) = refused
+                .headers
+                .iter()
+                .find(|(n, _)| *n == "retry-after")
+                .expect("a Retry-After");
+            waits.insert(wait.parse().expect("seconds"));
+        }
         assert!(waits.iter().all(|s| (8..=12).contains(s)), "{waits:?}");
         assert!(waits.len() >= 3, "spread: {waits:?}");
     }

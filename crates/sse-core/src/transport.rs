@@ -80,7 +80,7 @@ pub fn run<A: App>(
     app: impl FnOnce(Arc<Service>) -> A,
 ) -> io::Result<()> {
     crate::cli::block_on(async {
-        let service = Service::start(server, config, shutdown);
+        let service = Service::start(server, config, shutdown).await?;
         serve(listener, app(Arc::clone(&service)), &service).await
     })
 }

@@ -23,6 +23,7 @@ use axum::routing::get;
 use clap::Parser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use sse_core::config::HubKind;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -65,9 +66,36 @@ struct Args {
     /// Port of the compare page; the variants take the next three (0: any free ports).
     #[arg(long, env = "SSE_DEMO_PORT", default_value_t = 3000)]
     port: u16,
+    /// Where the variants keep their events: `memory` (each its own log) or `redis` (one
+    /// shared log, so that one publish shows the same id in all three panes; start a Redis
+    /// first, e.g. `redis-server --port 6379 --save ""`).
+    #[arg(long, env = "SSE_HUB", value_enum, default_value_t = HubKind::Memory)]
+    hub: HubKind,
+    /// The Redis of `--hub redis`, passed to every variant.
+    #[arg(
+        long,
+        env = "SSE_REDIS_URL",
+        value_name = "URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    redis_url: String,
     /// Flags passed to every variant, after `--` (e.g. `-- --tick-ms 500`).
     #[arg(last = true)]
     variant_flags: Vec<String>,
+}
+
+impl Args {
+    /// The flags every variant gets: the hub's, then those after `--`.
+    fn variant_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.hub == HubKind::Redis {
+            flags.extend(["--hub".to_owned(), "redis".to_owned()]);
+            flags.extend(["--redis-url".to_owned(), self.redis_url.clone()]);
+        }
+        flags.extend(self.variant_flags.iter().cloned());
+        flags
+    }
 }
 
 /// A running variant.
@@ -128,7 +156,7 @@ async fn launch(args: Args) -> ExitCode {
             args.host,
             port,
             &allowed_origins(page),
-            &args.variant_flags,
+            &args.variant_flags(),
         )
         .await
         {

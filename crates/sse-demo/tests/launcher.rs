@@ -32,13 +32,21 @@ impl Drop for Demo {
 }
 
 /// Starts `sse-demo --port 0` and reads its start-up lines.
+fn start() -> Demo {
+    start_with(&[])
+}
+
+/// Starts `sse-demo --port 0` with `flags` before the variants' own, and reads its start-up
+/// lines.
 #[expect(
     clippy::zombie_processes,
     reason = "the child is waited on when its Demo drops"
 )]
-fn start() -> Demo {
+fn start_with(flags: &[&str]) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
-        .args(["--port", "0", "--", "--tick-ms", "300"])
+        .args(["--port", "0"])
+        .args(flags)
+        .args(["--", "--tick-ms", "300"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -181,4 +189,46 @@ fn a_variant_that_dies_stops_the_demo_and_the_others() {
     for (name, _, pid) in &demo.variants {
         assert!(gone(*pid), "{name} still running");
     }
+}
+
+/// With `--hub redis`, the three variants share one log: one publish reaches all three with
+/// one id. Needs `redis-server` (skipped with a note when it is missing, failing under CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_redis_hub_one_publish_shows_one_id_in_every_variant() {
+    use sse_conformance::redis_server::{Durability, RedisServer};
+    if !RedisServer::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "redis-server is not installed (apt-get install redis-server)"
+        );
+        eprintln!("note: redis-server is not installed; skipping the --hub redis demo test");
+        return;
+    }
+    let redis = RedisServer::start(Durability::Ephemeral).expect("a test Redis");
+    let demo = start_with(&["--hub", "redis", "--redis-url", &redis.url()]);
+    let mut streams = Vec::new();
+    for (name, url, _) in &demo.variants {
+        let mut events = Events::open(&target(url), &StreamRequest::default())
+            .await
+            .expect("a stream");
+        let welcome = events.welcome().await.expect("welcome");
+        assert_eq!(welcome.hub.as_deref(), Some("redis"), "{name}");
+        streams.push(events);
+    }
+    let from = target(&demo.variants[0].1);
+    let id = client::publish(&from, Some("demo"), "one log")
+        .await
+        .expect("published");
+    for (events, (name, _, _)) in streams.iter_mut().zip(&demo.variants) {
+        let seen = events
+            .until(Duration::from_secs(5), |e| e.event == "demo")
+            .await
+            .expect("the event");
+        assert_eq!(
+            seen.last().map(|e| e.id.as_str()),
+            Some(id.as_str()),
+            "{name}"
+        );
+    }
+    drop(demo);
 }

@@ -48,13 +48,13 @@ pub fn routes(
         .and(query)
         // The transport puts the connection in every request's extensions.
         .and(warp::ext::optional::<Arc<Connection>>())
-        .map(
+        .then(
             |service,
              headers: HeaderMap,
              query: Option<String>,
-             connection: Option<Arc<Connection>>| {
+             connection: Option<Arc<Connection>>| async move {
                 let request = RequestHead::new(&headers, query.as_deref());
-                stream(service, &request.with_connection(connection.as_ref()))
+                stream(service, &request.with_connection(connection.as_ref())).await
             },
         );
     let publish = warp::post()
@@ -117,8 +117,8 @@ pub fn serve(
 
 /// `GET /stream`: admits the client and hands its opening to the generator, or answers the
 /// refusal; either way with the contract's stream headers.
-fn stream(service: Arc<Service>, request: &RequestHead) -> Response {
-    let mut response = match service.open_stream(request) {
+async fn stream(service: Arc<Service>, request: &RequestHead<'_>) -> Response {
+    let mut response = match service.open_stream(request).await {
         Ok(opening) => generator::stream(&service, opening).into_response(),
         Err(refused) => reply(refused),
     };

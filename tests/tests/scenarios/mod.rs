@@ -9,4 +9,5 @@ pub mod network_cut;
 pub mod nginx;
 pub mod page;
 pub mod publish;
+pub mod redis_restart;
 pub mod restart;
