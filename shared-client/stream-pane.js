@@ -38,6 +38,7 @@ export function mountStreamPane(container, options = {}) {
     title = "",
     withCredentials = false,
     maxEvents = 200,
+    topics = [],
   } = options;
   const origin = baseUrl.replace(/\/+$/, "");
 
@@ -61,9 +62,12 @@ export function mountStreamPane(container, options = {}) {
 
   function streamUrl() {
     // A new EventSource cannot set the Last-Event-ID header, so the id we
-    // resume from travels in the query string instead.
-    const query = lastId ? `?lastEventId=${encodeURIComponent(lastId)}` : "";
-    return `${origin}/stream${query}`;
+    // resume from travels in the query string instead, beside the topics.
+    const query = new URLSearchParams();
+    if (lastId) query.set("lastEventId", lastId);
+    for (const topic of topics) query.append("topic", topic);
+    const text = query.toString();
+    return `${origin}/stream${text ? `?${text}` : ""}`;
   }
 
   function connect() {
@@ -207,6 +211,11 @@ export function mountStreamPane(container, options = {}) {
         server = welcome.server;
         view.server.textContent = server;
       }
+      // The server says which topics the stream carries: the ones asked for, or,
+      // with a token and none asked for, the ones the token grants.
+      if (Array.isArray(welcome?.topics)) {
+        view.topics.textContent = welcome.topics.join(", ");
+      }
       data.textContent = event.data;
     } else if (event.type === "reset") {
       const reset = parseJson(event.data);
@@ -259,13 +268,15 @@ export function mountStreamPane(container, options = {}) {
 
   // --- publishing -------------------------------------------------------
 
-  async function publish(eventName = "", data = "", token = "") {
+  async function publish(eventName = "", data = "", token = "", topic = "") {
     const name = String(eventName ?? "").trim();
     // Listen before sending: the event may arrive before the POST answers.
     if (EVENT_NAME.test(name)) listen(name);
 
     const body = { data: String(data ?? "") };
     if (name) body.event = name;
+    const onTopic = String(topic ?? "").trim();
+    if (onTopic) body.topic = onTopic;
     const headers = { "Content-Type": "application/json" };
     if (token) headers.Authorization = `Bearer ${token}`;
 
@@ -298,7 +309,7 @@ export function mountStreamPane(container, options = {}) {
     event.preventDefault();
     const fields = view.form.elements;
     view.submit.disabled = true;
-    await publish(fields.event.value, fields.data.value, fields.token.value);
+    await publish(fields.event.value, fields.data.value, fields.token.value, fields.topic.value);
     view.submit.disabled = false;
   });
   view.close.addEventListener("click", close);
@@ -399,6 +410,7 @@ function buildView(title) {
   const reconnects = el("dd", { "data-role": "reconnects" }, "0");
   const server = el("dd", { "data-role": "server" });
   const lastId = el("dd", { "data-role": "last-id", class: "mono" });
+  const topics = el("dd", { "data-role": "topics", class: "mono" });
   const notice = el("div", { "data-role": "notice", class: "notice", role: "status" });
   const waiting = el("p", { "data-role": "waiting", class: "waiting", role: "status" });
   const events = el("ol", { "data-role": "events", class: "events" });
@@ -411,6 +423,7 @@ function buildView(title) {
     "form",
     { "data-role": "publish", class: "publish" },
     el("label", {}, "event ", el("input", { name: "event", placeholder: "message", autocomplete: "off" })),
+    el("label", {}, "topic ", el("input", { name: "topic", placeholder: "default", autocomplete: "off" })),
     el("label", {}, "token ", el("input", { name: "token", type: "password", autocomplete: "off" })),
     el("label", { class: "wide" }, "data ", el("textarea", { name: "data", rows: "2" })),
     el("div", { class: "wide publish-actions" }, submit, publishStatus),
@@ -429,6 +442,7 @@ function buildView(title) {
       statusItem("reconnects", reconnects),
       statusItem("server", server),
       statusItem("last id", lastId),
+      statusItem("topics", topics),
     ),
     el("div", { class: "pane-actions" }, close, reconnect),
     waiting,
@@ -437,5 +451,5 @@ function buildView(title) {
     events,
   );
 
-  return { root, state, reconnects, server, lastId, notice, waiting, events, close, reconnect, form, submit, publishStatus };
+  return { root, state, reconnects, server, lastId, topics, notice, waiting, events, close, reconnect, form, submit, publishStatus };
 }

@@ -39,6 +39,10 @@ pub struct StreamRequest {
     pub accept_encoding: Option<String>,
     /// `SO_RCVBUF` for the socket, to make a stalled reader fill up quickly.
     pub recv_buffer: Option<u32>,
+    /// Query parameters (`topic`, `access_token`, ...), in order, after `lastEventId`.
+    pub params: Vec<(String, String)>,
+    /// More request headers (`authorization`, `cookie`, ...).
+    pub headers: Vec<(String, String)>,
 }
 
 impl StreamRequest {
@@ -264,14 +268,26 @@ pub async fn publish(target: &Target, event: Option<&str>, data: impl Into<Value
 /// Sends `GET /stream` and returns the response with its body unread.
 pub async fn open(target: &Target, options: &StreamRequest) -> Res<Response<Incoming>> {
     let mut sender = connect(target, options.recv_buffer).await?;
-    let mut path = "/stream".to_owned();
-    if let Some(id) = &options.query_id {
-        path = format!(
-            "/stream?lastEventId={}",
-            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-        );
-    }
+    // Built in a block: the serializer is not `Send`, so it must be gone before an await.
+    let query = {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(id) = &options.query_id {
+            query.append_pair("lastEventId", id);
+        }
+        for (name, value) in &options.params {
+            query.append_pair(name, value);
+        }
+        query.finish()
+    };
+    let path = if query.is_empty() {
+        "/stream".to_owned()
+    } else {
+        format!("/stream?{query}")
+    };
     let mut headers = vec![("accept", "text/event-stream")];
+    for (name, value) in &options.headers {
+        headers.push((name.as_str(), value.as_str()));
+    }
     for (name, value) in [
         ("last-event-id", &options.last_event_id),
         ("origin", &options.origin),
@@ -473,6 +489,10 @@ pub struct Welcome {
     pub tick_ms: u64,
     /// Silence before a keep-alive comment (`"keepalive_ms"`): the keep-alive check's bound.
     pub keepalive_ms: u64,
+    /// The stream's effective topic selectors (`"topics"`), if told.
+    pub topics: Option<Vec<String>>,
+    /// Whether the server requires tokens (`"auth"`), if told.
+    pub auth: Option<bool>,
     /// The base reconnection delay (`"retry_ms"`), before jitter.
     pub retry_ms: u64,
     /// How far each connection's `retry:` may stray from it (`"retry_jitter"`), if told.
@@ -501,6 +521,13 @@ impl Welcome {
         Ok(Welcome {
             server,
             hub: json["hub"].as_str().map(str::to_owned),
+            topics: json["topics"].as_array().map(|topics| {
+                topics
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            }),
+            auth: json["auth"].as_bool(),
             last_id: json["last_id"].as_str().map(str::to_owned),
             history: number("history", 1000),
             queue: number("queue", 256),

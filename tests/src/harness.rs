@@ -21,7 +21,7 @@ use sse_core::{CancellationToken, Config};
 
 use crate::client::{Events, Publisher, StreamRequest};
 use crate::redis_server::{Durability, RedisServer};
-use crate::{Check, Problem, Target, checks, run_check, shared_log};
+use crate::{Check, Problem, Target, checks, run_check, shared_log, tokens};
 
 /// A server implementation under test: one line in the registry.
 #[derive(Clone, Copy)]
@@ -103,6 +103,12 @@ pub fn main(variants: &[Variant]) -> ExitCode {
         }
         // The other instance of the shared-log checks is of the next idiom.
         let other = variants[(n + 1) % variants.len()];
+        for (name, trial) in tokens::TRIALS {
+            trials.push(Trial::test(
+                format!("{}::{name}", variant.name),
+                move || trial(variant),
+            ));
+        }
         for (name, trial) in shared_log::TRIALS {
             trials.push(redis.gate(Trial::test(
                 format!("{}::{name}", variant.name),
@@ -239,6 +245,7 @@ impl Server {
         target.token = config.publish_token.clone();
         target.allowed_origin = config.allowed_origins.first().cloned();
         target.max_clients = Some(config.max_clients);
+        target.jwt_secret = flag_value(extra_flags, "--jwt-secret").map(str::to_owned);
         let shutdown = CancellationToken::new();
         let (done, stopped) = mpsc::channel();
         let token = shutdown.clone();
@@ -277,6 +284,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The value given for `flag` in a flag list, if any.
+fn flag_value<'a>(flags: &[&'a str], flag: &str) -> Option<&'a str> {
+    flags
+        .windows(2)
+        .find(|pair| pair[0] == flag)
+        .map(|pair| pair[1])
 }
 
 /// [`TEST_FLAGS`] with every flag named in `extra` replaced by `extra`'s value(s).
@@ -355,9 +370,14 @@ fn in_process(variant: Variant, check: Check, hub: HubUnderTest) -> Result<(), F
 
 /// Starts `variant`'s real `main` in a child process with `args`.
 pub fn spawn_main(variant: Variant, args: &[&str]) -> io::Result<Child> {
+    spawn_main_logging(variant, args, "warn")
+}
+
+/// Like [`spawn_main`], logging at `level` (`RUST_LOG`) to its piped stderr.
+pub fn spawn_main_logging(variant: Variant, args: &[&str], level: &str) -> io::Result<Child> {
     Command::new(std::env::current_exe()?)
         .env(SERVE_VAR, variant.name)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -366,7 +386,7 @@ pub fn spawn_main(variant: Variant, args: &[&str]) -> io::Result<Child> {
 }
 
 /// Reads the child's `listening on http://ADDR` line, within 10 s.
-fn listening_address(child: &mut Child) -> Result<String, Failed> {
+pub fn listening_address(child: &mut Child) -> Result<String, Failed> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -451,6 +471,11 @@ fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {
         (&["--port", "99999"], "--port"),
         (&["--hub", "postgres"], "--hub"),
         (&["--redis-url", "http://127.0.0.1:6379"], "--redis-url"),
+        (
+            &["--jwt-public-key", "/no/such/key.pem"],
+            "--jwt-public-key",
+        ),
+        (&["--jwt-secret", "short-secret"], "--jwt-secret"),
     ] {
         let mut child = spawn_main(variant, args).map_err(|e| e.to_string())?;
         let status = wait_exit(&mut child, Duration::from_secs(10))?;
@@ -458,6 +483,10 @@ fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         if status.success() || !stderr.contains(flag) {
             return Err(format!("{args:?}: expected a failing exit and a message naming {flag}; got {status} and {stderr:?}").into());
+        }
+        // A refused secret is never quoted back.
+        if flag == "--jwt-secret" && stderr.contains(args[1]) {
+            return Err(format!("{args:?}: the refused secret was printed: {stderr:?}").into());
         }
     }
     Ok(())

@@ -17,6 +17,7 @@ pub mod harness;
 pub mod nginx;
 pub mod redis_server;
 pub mod shared_log;
+pub mod tokens;
 
 use std::fmt;
 use std::future::Future;
@@ -36,6 +37,8 @@ pub struct Target {
     pub max_clients: Option<u32>,
     /// An id issued by an earlier run of the same server, for the foreign-id check.
     pub foreign_id: Option<String>,
+    /// The server's `--jwt-secret`, so that the token checks can mint tokens.
+    pub jwt_secret: Option<String>,
 }
 
 impl Target {
@@ -47,6 +50,7 @@ impl Target {
             allowed_origin: None,
             max_clients: None,
             foreign_id: None,
+            jwt_secret: None,
         }
     }
 }

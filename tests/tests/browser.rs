@@ -60,11 +60,13 @@ enum Scenario {
     NginxRestart,
     /// On the Redis hub, a server restart resumes the page with no reset and no gap.
     RedisRestart,
+    /// With a token cookie the page sees its topics only; an expired one shows why.
+    TokenCookie,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    const ALL: [Scenario; 9] = [
+    const ALL: [Scenario; 10] = [
         Scenario::Page,
         Scenario::Publish,
         Scenario::NetworkCut,
@@ -74,6 +76,7 @@ impl Scenario {
         Scenario::NginxFlush,
         Scenario::NginxRestart,
         Scenario::RedisRestart,
+        Scenario::TokenCookie,
     ];
 
     /// The trial name's second half, and the failure screenshot's suffix.
@@ -88,6 +91,7 @@ impl Scenario {
             Scenario::NginxFlush => "events_reach_the_page_through_nginx_within_a_second",
             Scenario::NginxRestart => "behind_nginx_a_restart_heals_the_page",
             Scenario::RedisRestart => "server_restart_on_redis_resumes_without_reset",
+            Scenario::TokenCookie => "a_token_cookie_shows_its_topics_only",
         }
     }
 
@@ -114,6 +118,9 @@ impl Scenario {
             }
             Scenario::RedisRestart => {
                 scenarios::redis_restart::server_restart_on_redis_resumes_without_reset(stage).await
+            }
+            Scenario::TokenCookie => {
+                scenarios::tokens::a_token_cookie_shows_its_topics_only(stage).await
             }
         }
     }

@@ -181,12 +181,17 @@ fn the_contract_names_every_check_and_only_real_ones() {
         .chain(
             sse_conformance::harness::HARNESS_TRIALS
                 .iter()
-                .chain(
-                    sse_conformance::shared_log::TRIALS
-                        .iter()
-                        .map(|(name, _)| name),
-                )
                 .map(|name| (*name).to_owned()),
+        )
+        .chain(
+            sse_conformance::shared_log::TRIALS
+                .iter()
+                .map(|(name, _)| (*name).to_owned()),
+        )
+        .chain(
+            sse_conformance::tokens::TRIALS
+                .iter()
+                .map(|(name, _)| (*name).to_owned()),
         )
         .collect();
     let unnamed: Vec<_> = suite.difference(&named).collect();

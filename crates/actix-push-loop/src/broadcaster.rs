@@ -30,6 +30,7 @@ use actix_web_lab::sse;
 use futures_util::{Stream, StreamExt as _};
 use sse_core::hub::Subscription;
 use sse_core::metrics::Metrics;
+use sse_core::topic::Selectors;
 use sse_core::{Admission, Event, EventId, Service};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -69,6 +70,8 @@ struct Clients {
 struct Client {
     /// Its queue. Bounded: a full queue is a client too slow to keep up.
     tx: mpsc::Sender<sse::Event>,
+    /// The topics it receives: the broadcaster checks each event against them.
+    topics: Selectors,
     /// The broadcaster skips events up to this sequence number: the client already has them
     /// (or asked not to get them). Only ever ahead of `last_sent` for a client that resumed
     /// from an id the broadcaster had not pushed yet, say one from a publish receipt.
@@ -133,7 +136,11 @@ impl Broadcaster {
     /// event, so no event can be pushed between reading `last_sent` and joining the list:
     /// the client gets events up to `last_sent` from its replay and every later one from the
     /// broadcaster, with no gap and no duplicate even while publishers are busy.
-    fn join(&self, last_event_id: Option<&str>) -> Option<mpsc::Receiver<sse::Event>> {
+    fn join(
+        &self,
+        last_event_id: Option<&str>,
+        topics: Selectors,
+    ) -> Option<mpsc::Receiver<sse::Event>> {
         let service = &self.service;
         let mut clients = self.lock();
         if clients.closed {
@@ -156,15 +163,19 @@ impl Broadcaster {
         // to this client once it is on the list; replaying them too would send them twice.
         let last_sent = clients.last_sent;
         replay.events.retain(|event| event.seq() <= last_sent);
-        let (reset, replay) = service.catch_up(replay);
+        let (reset, replay) = service.catch_up(replay, &topics);
         // Room for all of the opening, plus the `--queue` the client may fall behind.
         let capacity = service.config.queue as usize + 2 + replay.len();
         let (tx, rx) = mpsc::channel(capacity);
-        for event in once(service.welcome()).chain(reset).chain(replay) {
+        for event in once(service.welcome(&topics)).chain(reset).chain(replay) {
             // Cannot fail: the queue was sized for the opening, and `rx` is still here.
             let _ = tx.try_send(to_actix(&event));
         }
-        clients.list.push(Client { tx, skip_through });
+        clients.list.push(Client {
+            tx,
+            topics,
+            skip_through,
+        });
         Some(rx)
     }
 
@@ -189,7 +200,8 @@ impl Clients {
         // the frame once per client, as it writes it).
         let frame = to_actix(event);
         self.list.retain(|client| {
-            if seq <= client.skip_through {
+            // Not one of its topics (or already had): nothing to send, and it stays on.
+            if seq <= client.skip_through || !client.topics.matches(&event.topic) {
                 return true;
             }
             match client.tx.try_send(frame.clone()) {
@@ -273,14 +285,20 @@ pub fn stream(
         guard,
         last_event_id,
         retry,
+        topics,
+        end,
     } = admission;
-    let queue = broadcaster.join(last_event_id.as_deref())?;
-    let events = ReceiverStream::new(queue).map(move |event| {
-        // Owning the guard here ties the gauge to the body, which actix drops as soon as
-        // it finds the client gone, without waiting for the broadcaster to notice.
-        let _connected = &guard;
-        event
-    });
+    let queue = broadcaster.join(last_event_id.as_deref(), topics)?;
+    // The queue ends when the broadcaster drops the client; `end` (the client's token
+    // expiring) ends it too.
+    let events = ReceiverStream::new(queue)
+        .take_until(end)
+        .map(move |event| {
+            // Owning the guard here ties the gauge to the body, which actix drops as soon as
+            // it finds the client gone, without waiting for the broadcaster to notice.
+            let _connected = &guard;
+            event
+        });
     let sse = sse::Sse::from_infallible_stream(events)
         .with_retry_duration(retry)
         // Also what reaps an idle stream: actix only sees that a client left when a write
@@ -366,9 +384,13 @@ mod tests {
         for _ in 0..3 {
             push_next(&broadcaster, &mut live).await;
         }
-        let mut behind = broadcaster.join(events[0].id_str()).expect("open");
+        let mut behind = broadcaster
+            .join(events[0].id_str(), Selectors::everything())
+            .expect("open");
         // Resuming after 5, which came back in a publish receipt before the push.
-        let mut ahead = broadcaster.join(events[4].id_str()).expect("open");
+        let mut ahead = broadcaster
+            .join(events[4].id_str(), Selectors::everything())
+            .expect("open");
         let events = [events, publish(&service, 1).await].concat();
         for _ in 0..3 {
             push_next(&broadcaster, &mut live).await;
@@ -382,7 +404,9 @@ mod tests {
         let (broadcaster, mut live) = broadcaster(1);
         let service = Arc::clone(&broadcaster.service);
         // A queue of 1 + 2: welcome and two events fill it, and nobody reads.
-        let mut slow = broadcaster.join(None).expect("open");
+        let mut slow = broadcaster
+            .join(None, Selectors::everything())
+            .expect("open");
         let mut events = Vec::new();
         for _ in 0..3 {
             events.extend(publish(&service, 1).await);
@@ -403,7 +427,9 @@ mod tests {
         // One event pushed, so the broadcaster has an id to resume after.
         publish(&service, 1).await;
         push_next(&broadcaster, &mut live).await;
-        let mut client = broadcaster.join(None).expect("open");
+        let mut client = broadcaster
+            .join(None, Selectors::everything())
+            .expect("open");
         // Three events into a feed of two: the broadcaster lags by one.
         let missed = publish(&service, 3).await;
         let Err(RecvError::Lagged(skipped)) = live.recv().await else {
@@ -454,7 +480,9 @@ mod tests {
             CancellationToken::new(),
         );
         let broadcaster = Broadcaster::start(Arc::clone(&service));
-        let mut old_client = broadcaster.join(None).expect("open");
+        let mut old_client = broadcaster
+            .join(None, Selectors::everything())
+            .expect("open");
         hub.0.restart(Some("ffffffffffff".into()), 0);
         // The broadcaster sees its feed close, drops the client, and follows the new log.
         assert!(
@@ -465,7 +493,9 @@ mod tests {
             .is_ok(),
             "the old client's stream ends"
         );
-        let mut new_client = broadcaster.join(None).expect("still open for new clients");
+        let mut new_client = broadcaster
+            .join(None, Selectors::everything())
+            .expect("still open for new clients");
         let event = publish(&service, 1).await;
         let pushed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             loop {

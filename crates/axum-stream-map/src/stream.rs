@@ -13,7 +13,10 @@
 //!   broadcast channel; `map_while` ends the stream there (the slow-consumer policy), and the
 //!   browser reconnects with `Last-Event-ID` and resumes from history.
 //! - axum's graceful shutdown waits for open responses, and an SSE response never finishes
-//!   by itself, so the pipeline ends with `take_until` the shutdown token.
+//!   by itself, so the pipeline ends with `take_until` the stream's end (shutdown, or the
+//!   client's token expiring).
+//! - The live broadcast carries every topic; a `filter` keeps the client's (its replay
+//!   comes filtered from sse-core).
 //! - The client's place in the connected-clients gauge is a guard moved into the pipeline:
 //!   when hyper drops the stream on disconnect, the guard drops with it.
 
@@ -37,8 +40,10 @@ pub async fn stream(
     State(service): State<Arc<Service>>,
     Admitted(opening): Admitted,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    // Live events until this subscriber lags past its queue; then the stream ends.
+    // Live events until this subscriber lags past its queue; then the stream ends. Only
+    // its topics pass: a filter, like any other step of the pipeline.
     let metrics = Arc::clone(&service.metrics);
+    let topics = opening.topics;
     let live = BroadcastStream::new(opening.live);
     let live = tokio_stream::StreamExt::map_while(live, move |received| match received {
         Ok(event) => Some(event),
@@ -46,7 +51,8 @@ pub async fn stream(
             metrics.add_lagged(missed);
             None
         }
-    });
+    })
+    .filter(move |event| ready(topics.matches(&event.topic)));
 
     // welcome, reset?, replay..., live...: the contract's order, as one chain.
     let catch_up = once(opening.welcome)
@@ -59,7 +65,7 @@ pub async fn stream(
     let guard = opening.guard;
     let pipeline = stream::once(ready(Event::default().retry(opening.retry)))
         .chain(events)
-        .take_until(service.shutdown.clone().cancelled_owned())
+        .take_until(opening.end)
         .map(move |event| {
             // Owning the guard here ties the gauge to the stream's life.
             let _connected = &guard;

@@ -86,9 +86,11 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// Logs to stderr (stdout carries only the `listening on` line), filtered by `RUST_LOG`.
 pub fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal: escape codes in a log file are noise.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
         .try_init();
 }
 

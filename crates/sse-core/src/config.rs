@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::auth::JwtKey;
+
 /// Server configuration, shared by every variant.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -72,6 +74,18 @@ pub struct Config {
           hide_env_values = true)]
     pub publish_token: Option<String>,
 
+    /// HS256 secret (at least 16 characters) for subscriber and publisher tokens (JWTs); with
+    /// it, or with --jwt-public-key, every stream needs a token.
+    #[arg(long, env = "SSE_JWT_SECRET", value_name = "SECRET", value_parser = SecretParser,
+          hide_env_values = true, conflicts_with = "jwt_public_key")]
+    pub jwt_secret: Option<JwtKey>,
+
+    /// A public key in PEM form (RSA for RS256, P-256 for ES256) to verify tokens with,
+    /// instead of a shared secret.
+    #[arg(long, env = "SSE_JWT_PUBLIC_KEY", value_name = "PATH",
+          value_parser = parse_public_key)]
+    pub jwt_public_key: Option<JwtKey>,
+
     /// Where events live: `memory` (this process only) or `redis` (one log shared by every
     /// instance with the same --redis-url and --redis-prefix, outliving restarts).
     #[arg(long, env = "SSE_HUB", value_enum, default_value_t = HubKind::Memory)]
@@ -114,10 +128,47 @@ impl Config {
         Duration::from_millis((self.retry_ms as f64 * spread).round() as u64)
     }
 
+    /// The key tokens are verified with, if the server requires tokens.
+    pub fn jwt(&self) -> Option<&JwtKey> {
+        self.jwt_secret.as_ref().or(self.jwt_public_key.as_ref())
+    }
+
     /// The ticker period, if the ticker is on.
     pub fn tick(&self) -> Option<Duration> {
         (self.tick_ms > 0).then(|| Duration::from_millis(self.tick_ms))
     }
+}
+
+/// Parses `--jwt-secret` without ever quoting it: clap quotes the raw value in the errors
+/// of function parsers, and this value is a secret.
+#[derive(Clone)]
+struct SecretParser;
+
+impl clap::builder::TypedValueParser for SecretParser {
+    type Value = JwtKey;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<JwtKey, clap::Error> {
+        value
+            .to_str()
+            .ok_or_else(|| "it is not UTF-8".to_owned())
+            .and_then(JwtKey::secret)
+            .map_err(|why| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("invalid value for '--jwt-secret <SECRET>': {why}\n"),
+                )
+            })
+    }
+}
+
+/// `--jwt-public-key` names a readable PEM file holding an RSA or P-256 public key.
+fn parse_public_key(value: &str) -> Result<JwtKey, String> {
+    JwtKey::public_key(std::path::Path::new(value))
 }
 
 /// Where events live.
@@ -330,6 +381,11 @@ mod tests {
             (&["--hub", "postgres"], "--hub"),
             (&["--redis-url", "http://127.0.0.1:6379"], "--redis-url"),
             (&["--redis-prefix", "a{b}"], "--redis-prefix"),
+            (&["--jwt-secret", "short"], "--jwt-secret"),
+            (
+                &["--jwt-public-key", "/no/such/key.pem"],
+                "--jwt-public-key",
+            ),
         ] {
             let error = parse(args).expect_err("refused");
             assert!(error.contains(flag), "{args:?}: {error}");

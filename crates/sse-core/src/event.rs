@@ -10,6 +10,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::topic::Topic;
+
 /// Longest event name accepted from a publisher, in bytes.
 pub const MAX_EVENT_NAME_LEN: usize = 64;
 
@@ -29,15 +31,20 @@ pub struct Event {
     pub name: Option<EventName>,
     /// The payload, line breaks already normalised to LF.
     pub data: String,
+    /// What the event is about; subscribers choose topics with selectors. It is not on the
+    /// wire (SSE has no field for it): the server filters by it.
+    pub topic: Topic,
 }
 
 impl Event {
-    /// An event without an id, for the connection's own frames.
+    /// An event without an id, for the connection's own frames (every subscriber gets
+    /// them, whatever its topics).
     pub fn unsequenced(name: EventName, data: impl Into<String>) -> Self {
         Event {
             id: None,
             name: Some(name),
             data: normalise_line_breaks(&data.into()),
+            topic: Topic::default_topic(),
         }
     }
 
@@ -144,15 +151,25 @@ pub struct Draft {
     pub name: Option<EventName>,
     /// The payload, line breaks normalised to LF.
     pub data: String,
+    /// The topic, `default` unless given.
+    pub topic: Topic,
 }
 
 impl Draft {
-    /// A draft with `data` normalised, so that it can never inject an SSE field.
+    /// A draft on the default topic with `data` normalised, so that it can never inject an
+    /// SSE field.
     pub fn new(name: Option<EventName>, data: &str) -> Self {
         Draft {
             name,
             data: normalise_line_breaks(data),
+            topic: Topic::default_topic(),
         }
+    }
+
+    /// The same draft on `topic`.
+    pub fn on(mut self, topic: Topic) -> Self {
+        self.topic = topic;
+        self
     }
 
     /// The stored event this draft becomes once the hub numbers it.
@@ -161,6 +178,7 @@ impl Draft {
             id: Some(id),
             name: self.name,
             data: self.data,
+            topic: self.topic,
         }
     }
 }

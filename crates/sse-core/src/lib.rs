@@ -7,7 +7,8 @@
 //! - [`service`]: admission, `welcome`/`reset` frames, publish and metrics replies.
 //! - [`request`], [`reply`]: a request as the contract reads it, and a response before a
 //!   framework writes it, so that the rules below are written once for three frameworks.
-//! - [`publish`], [`cors`], [`routes`]: the HTTP rules of the contract.
+//! - [`publish`], [`cors`], [`routes`]: the HTTP rules of the contract; [`topic`] and
+//!   [`auth`]: who may see and publish which events.
 //! - [`transport`], [`connection`]: the hyper server loop axum and warp share, and what
 //!   every variant does to its sockets (the write timeout).
 //! - [`ticker`], [`config`], [`metrics`], [`assets`], [`cli`]: the rest of a server.
@@ -17,6 +18,7 @@
 //! types already rule out, each with its reason.
 
 pub mod assets;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -33,6 +35,7 @@ pub mod request;
 pub mod routes;
 pub mod service;
 pub mod ticker;
+pub mod topic;
 pub mod transport;
 
 pub use config::Config;

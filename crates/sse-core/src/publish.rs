@@ -3,13 +3,16 @@
 //! The frameworks each have a JSON extractor with its own error bodies and status codes, so
 //! the variants hand over the raw headers and body instead, and the contract's rules live
 //! here: 401 without the token (compared in constant time), 415 for anything but JSON,
-//! 413 over 64 KiB, 400 for bad JSON, a bad event name or empty data.
+//! 413 over 64 KiB, 400 for bad JSON, a bad event name or topic, or empty data. Who may
+//! publish on which topic, with tokens, is [`crate::Service::publish`]'s, with
+//! [`crate::auth`].
 
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::event::{Draft, EventName};
 use crate::reply::Reply;
+use crate::topic::Topic;
 
 /// Largest publish body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -21,22 +24,30 @@ struct PublishBody {
     /// The event name; absent means a default `message`.
     #[serde(default)]
     event: Option<String>,
+    /// The topic; absent means `default`.
+    #[serde(default)]
+    topic: Option<String>,
     /// A string is sent as is; any other JSON value is sent as compact JSON.
     data: serde_json::Value,
 }
 
-/// Checks the token, if one is configured. The comparison takes the same time whatever the
-/// presented token's content, so it cannot be guessed a byte at a time.
-pub fn authorize(token: Option<&str>, authorization: Option<&str>) -> Result<(), Reply> {
-    let Some(token) = token else { return Ok(()) };
+/// Whether `authorization` carries the static `--publish-token`. The comparison takes the
+/// same time whatever the presented token's content, so it cannot be guessed a byte at a
+/// time.
+pub fn is_publish_token(token: &str, authorization: Option<&str>) -> bool {
     let presented = authorization
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-        Ok(())
-    } else {
-        Err(Reply::error(401, "missing or wrong bearer token")
-            .with_header("www-authenticate", "Bearer"))
+    bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// Checks the static token, if one is configured and no JWTs are (the 401 otherwise).
+pub fn authorize(token: Option<&str>, authorization: Option<&str>) -> Result<(), Reply> {
+    match token {
+        Some(token) if !is_publish_token(token, authorization) => {
+            Err(crate::auth::unauthorized("missing or wrong bearer token"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -57,6 +68,12 @@ pub fn parse(content_type: Option<&str>, body: Result<&[u8], Reply>) -> Result<D
         .map(|name| EventName::parse(&name))
         .transpose()
         .map_err(|error| Reply::error(400, error))?;
+    let topic = body
+        .topic
+        .map(|topic| Topic::parse(&topic))
+        .transpose()
+        .map_err(|error| Reply::error(400, error))?
+        .unwrap_or_else(Topic::default_topic);
     let data = match body.data {
         serde_json::Value::String(text) => text,
         other => other.to_string(),
@@ -66,7 +83,7 @@ pub fn parse(content_type: Option<&str>, body: Result<&[u8], Reply>) -> Result<D
         // browser drops such an event unseen; refusing it beats losing it silently.
         return Err(Reply::error(400, "data must not be empty"));
     }
-    Ok(Draft::new(name, &data))
+    Ok(Draft::new(name, &data).on(topic))
 }
 
 #[cfg(test)]
@@ -91,6 +108,13 @@ mod tests {
         let value =
             parse(Some("application/json"), Ok(br#"{"data":{"x": [1, 2]}}"#)).expect("valid");
         assert_eq!((value.name, value.data.as_str()), (None, r#"{"x":[1,2]}"#));
+        assert_eq!(value.topic.as_str(), "default");
+        let news = parse(
+            Some("application/json"),
+            Ok(br#"{"data":"x","topic":"news/eu"}"#),
+        )
+        .expect("valid");
+        assert_eq!(news.topic.as_str(), "news/eu");
     }
 
     #[test]
@@ -110,6 +134,15 @@ mod tests {
             400
         );
         assert_eq!(status(parse(json, Ok(br#"{"data":""}"#))), 400);
+        assert_eq!(status(parse(json, Ok(br#"{"data":"x","topic":""}"#))), 400);
+        assert_eq!(
+            status(parse(json, Ok(br#"{"data":"x","topic":"a b"}"#))),
+            400
+        );
+        assert_eq!(
+            status(parse(json, Ok(br#"{"data":"x","topic":"news/*"}"#))),
+            400
+        );
         assert_eq!(
             status(parse(json, Err(Reply::too_large(MAX_BODY_BYTES)))),
             413

@@ -3,7 +3,7 @@
 //!
 //! Layout, one hash slot per prefix (the braces are a hash tag): `{prefix}:log` is a stream
 //! whose entries have the id `<epoch>-<seq>` and the fields `n` (event name, empty for a
-//! default `message`) and `d` (data); `{prefix}:meta` is a hash with `epoch` and `seq`, the
+//! default `message`), `d` (data) and `t` (topic); `{prefix}:meta` is a hash with `epoch` and `seq`, the
 //! newest sequence number. The epoch is the millisecond time the log was created, so a later
 //! log's entries sort after every earlier one; on the wire it is the same 12 hex digits as
 //! the in-memory hub's epoch, and ids keep the form `<epoch>-<seq>`.
@@ -43,11 +43,13 @@ use crate::config::Config;
 use crate::event::{Draft, Event, EventName};
 use crate::hub::{Hub, HubError, HubStatus, PublishFuture, ReadyFuture, Subscription};
 use crate::log::{EPOCH_DIGITS, Log, Position, id_of};
+use crate::topic::Topic;
 
 /// Publishes one event: see the module docs.
 ///
 /// KEYS: the meta hash, the stream. ARGV: `MAXLEN ~` bound, event name, data, the epoch and
-/// newest sequence number the publisher has seen (its fence; `0 0` when it has seen none).
+/// newest sequence number the publisher has seen (its fence; `0 0` when it has seen none),
+/// topic.
 /// Returns `{epoch, seq}`, the epoch as milliseconds.
 const PUBLISH: &str = r"
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
@@ -65,7 +67,7 @@ if epoch == 0 or (epoch == tonumber(ARGV[4]) and seq < tonumber(ARGV[5])) then
 end
 seq = seq + 1
 redis.call('HSET', KEYS[1], 'seq', seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], epoch .. '-' .. seq, 'n', ARGV[2], 'd', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], epoch .. '-' .. seq, 'n', ARGV[2], 'd', ARGV[3], 't', ARGV[6])
 return {epoch, seq}
 ";
 
@@ -442,7 +444,10 @@ return epoch
         let name = Some(text("n"))
             .filter(|name| !name.is_empty())
             .and_then(|name| EventName::parse(&name).ok());
-        let event: Event = Draft::new(name, &text("d")).into_event(id_of(&epoch, seq));
+        let topic = Topic::parse(&text("t")).unwrap_or_else(|_| Topic::default_topic());
+        let event: Event = Draft::new(name, &text("d"))
+            .on(topic)
+            .into_event(id_of(&epoch, seq));
         self.log.append(Arc::new(event));
     }
 }
@@ -462,7 +467,8 @@ impl Hub for RedisHub {
                 .arg(name)
                 .arg(&draft.data)
                 .arg(fence_epoch)
-                .arg(top);
+                .arg(top)
+                .arg(draft.topic.as_str());
             let published: (u64, u64) =
                 timeout(PUBLISH_TIMEOUT, invocation.invoke_async(&mut publisher))
                     .await
@@ -471,9 +477,13 @@ impl Hub for RedisHub {
                     })?
                     .map_err(|error| HubError(error.to_string()))?;
             let (epoch, seq) = published;
-            // The receipt's event; this instance's subscribers get it from the reader, once
-            // it is in the shared log, like every other instance's subscribers.
-            Ok(Arc::new(draft.into_event(id_of(&epoch_text(epoch), seq))))
+            // This instance's subscribers get the event from the reader, once it is in the
+            // shared log, like every other instance's. The receipt waits for that (briefly),
+            // so that a publisher reads its own writes: a stream opened here after the 202
+            // starts after the event, as it would on the in-memory hub.
+            let event = Arc::new(draft.into_event(id_of(&epoch_text(epoch), seq)));
+            self.ready_for(event.id_str()).await;
+            Ok(event)
         })
     }
 

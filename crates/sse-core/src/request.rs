@@ -85,6 +85,18 @@ impl<'a> RequestHead<'a> {
         from_header.or_else(|| self.query_param("lastEventId").filter(|id| !id.is_empty()))
     }
 
+    /// Every value of query parameter `name`, percent-decoded, in order (empty values too).
+    pub fn query_params(&self, name: &str) -> Vec<String> {
+        self.query
+            .map(|query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .filter(|(key, _)| key == name)
+                    .map(|(_, value)| value.into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The first value of query parameter `name`, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
         form_urlencoded::parse(self.query?.as_bytes())

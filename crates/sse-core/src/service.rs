@@ -2,17 +2,20 @@
 //! publish, report metrics. The idiom crates call these and differ only in how they turn an
 //! [`Opening`] into a stream.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth;
 use crate::config::{Config, HubKind};
 use crate::cors::Cors;
-use crate::event::{Event, EventName};
+use crate::event::{Draft, Event, EventName};
 use crate::hub::{Hub, Replay};
 use crate::memory::MemoryHub;
 use crate::metrics::{ClientGuard, Metrics};
@@ -20,6 +23,7 @@ use crate::publish;
 use crate::redis_hub::RedisHub;
 use crate::reply::Reply;
 use crate::request::RequestHead;
+use crate::topic::{Selector, Selectors};
 
 /// The shared state of one server: its configuration, hub, counters and shutdown signal.
 pub struct Service {
@@ -45,7 +49,15 @@ pub struct Admission {
     pub last_event_id: Option<String>,
     /// The `retry:` delay to send this client first, jittered per connection.
     pub retry: Duration,
+    /// The topics it receives: what it asked for, or what its token grants.
+    pub topics: Selectors,
+    /// Resolves when the stream must end: at shutdown, or when the client's token expires.
+    pub end: StreamEnd,
 }
+
+/// A future that resolves when a stream must end. `Send + Sync`, so that every idiom can
+/// hold it (warp's generator must be `Sync`).
+pub type StreamEnd = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
 /// Everything a new stream sends before and while it goes live, in contract order.
 pub struct Opening {
@@ -59,8 +71,13 @@ pub struct Opening {
     pub reset: Option<Arc<Event>>,
     /// Retained events after the client's last id, oldest first.
     pub replay: Vec<Arc<Event>>,
-    /// Everything published after `replay` was taken.
+    /// Everything published after `replay` was taken, of every topic: the idiom filters
+    /// it by `topics` (the replay is already filtered).
     pub live: broadcast::Receiver<Arc<Event>>,
+    /// The topics the client receives.
+    pub topics: Selectors,
+    /// Resolves when the stream must end (shutdown, or the token's expiry).
+    pub end: StreamEnd,
 }
 
 impl Service {
@@ -120,6 +137,7 @@ impl Service {
         if self.shutdown.is_cancelled() {
             return Err(self.shutting_down());
         }
+        let (topics, expires) = self.subscription_rights(request)?;
         let connection = request.connection().cloned();
         let guard = self
             .metrics
@@ -131,6 +149,66 @@ impl Service {
             guard,
             last_event_id,
             retry: self.config.jittered_retry(),
+            topics,
+            end: self.stream_end(expires),
+        })
+    }
+
+    /// The topics a stream request gets, and when its token expires: 400 for a bad
+    /// `?topic=`, and with tokens required, 401 without a valid one and 403 for a topic it
+    /// does not grant.
+    fn subscription_rights(
+        &self,
+        request: &RequestHead<'_>,
+    ) -> Result<(Selectors, Option<SystemTime>), Reply> {
+        let asked = request
+            .query_params("topic")
+            .iter()
+            .map(|text| Selector::parse(text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| Reply::error(400, error))?;
+        let Some(key) = self.config.jwt() else {
+            let topics = if asked.is_empty() {
+                Selectors::everything()
+            } else {
+                Selectors::new(asked)
+            };
+            return Ok((topics, None));
+        };
+        let token = auth::token_of(request)
+            .ok_or_else(|| auth::unauthorized("a token is required (Authorization: Bearer, the sse_token cookie, or ?access_token=)"))?;
+        let grant = key.verify(&token)?;
+        if asked.is_empty() {
+            if grant.subscribe.is_empty() {
+                return Err(Reply::error(
+                    403,
+                    "the token grants no topics to subscribe to",
+                ));
+            }
+            return Ok((Selectors::new(grant.subscribe), Some(grant.expires)));
+        }
+        if let Some(denied) = asked.iter().find(|selector| !grant.may_subscribe(selector)) {
+            return Err(auth::forbidden("subscribing to", denied));
+        }
+        Ok((Selectors::new(asked), Some(grant.expires)))
+    }
+
+    /// What ends a stream: shutdown, and the token's expiry if it has one.
+    fn stream_end(&self, expires: Option<SystemTime>) -> StreamEnd {
+        let shutdown = self.shutdown.clone().cancelled_owned();
+        let Some(expires) = expires else {
+            return Box::pin(shutdown);
+        };
+        let left = expires
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        Box::pin(async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = tokio::time::sleep(left) => {
+                    tracing::info!("token expired; ending the stream");
+                }
+            }
         })
     }
 
@@ -140,16 +218,20 @@ impl Service {
             guard,
             last_event_id,
             retry,
+            topics,
+            end,
         } = self.admit(request).await?;
         let subscription = self.hub.subscribe(last_event_id.as_deref());
-        let (reset, replay) = self.catch_up(subscription.replay);
+        let (reset, replay) = self.catch_up(subscription.replay, &topics);
         Ok(Opening {
             guard,
             retry,
-            welcome: self.welcome(),
+            welcome: self.welcome(&topics),
             reset,
             replay,
             live: subscription.live,
+            topics,
+            end,
         })
     }
 
@@ -165,8 +247,16 @@ impl Service {
         Reply::error(503, why).with_header("retry-after", retry_after.to_string())
     }
 
-    /// Splits a hub replay into the `reset` frame (if any) and the events, counting both.
-    pub fn catch_up(&self, replay: Replay) -> (Option<Arc<Event>>, Vec<Arc<Event>>) {
+    /// Splits a hub replay into the `reset` frame (if any) and the events of `topics`,
+    /// counting both.
+    pub fn catch_up(
+        &self,
+        mut replay: Replay,
+        topics: &Selectors,
+    ) -> (Option<Arc<Event>>, Vec<Arc<Event>>) {
+        if !topics.is_everything() {
+            replay.events.retain(|event| topics.matches(&event.topic));
+        }
         self.metrics.add_replayed(replay.events.len());
         let reset = replay.reset.map(|reset| {
             self.metrics.add_reset();
@@ -184,13 +274,16 @@ impl Service {
         (reset, replay.events)
     }
 
-    /// The `welcome` frame: who is speaking, where the stream stands, and the settings a
-    /// client (or the conformance suite) needs to size its expectations.
-    pub fn welcome(&self) -> Arc<Event> {
+    /// The `welcome` frame: who is speaking, where the stream stands, the topics it
+    /// carries, and the settings a client (or the conformance suite) needs to size its
+    /// expectations.
+    pub fn welcome(&self, topics: &Selectors) -> Arc<Event> {
         let config = &self.config;
         let body = json!({
             "server": self.server,
             "hub": self.hub.kind(),
+            "topics": topics,
+            "auth": config.jwt().is_some(),
             "last_id": self.hub.status().last_id,
             "history": config.history,
             "queue": config.queue,
@@ -210,9 +303,14 @@ impl Service {
     /// the size limit, or a broken connection).
     pub async fn publish(&self, request: &RequestHead<'_>, body: Result<&[u8], Reply>) -> Reply {
         let accepted = async {
-            let token = self.config.publish_token.as_deref();
-            publish::authorize(token, request.header("authorization"))?;
-            let draft = publish::parse(request.header("content-type"), body)?;
+            let draft = match self.config.jwt() {
+                None => {
+                    let token = self.config.publish_token.as_deref();
+                    publish::authorize(token, request.header("authorization"))?;
+                    publish::parse(request.header("content-type"), body)?
+                }
+                Some(key) => self.authorized_draft(key, request, body)?,
+            };
             self.hub
                 .publish(draft)
                 .await
@@ -221,6 +319,37 @@ impl Service {
         match accepted.await {
             Ok(event) => Reply::json(202, &json!({ "id": event.id_str() })),
             Err(reply) => reply,
+        }
+    }
+
+    /// With tokens required: the static `--publish-token` may publish anywhere; otherwise a
+    /// valid token (401 without one) whose `publish` list covers the event's topic (403).
+    fn authorized_draft(
+        &self,
+        key: &auth::JwtKey,
+        request: &RequestHead<'_>,
+        body: Result<&[u8], Reply>,
+    ) -> Result<Draft, Reply> {
+        let authorization = request.header("authorization");
+        let static_token = self
+            .config
+            .publish_token
+            .as_deref()
+            .is_some_and(|token| publish::is_publish_token(token, authorization));
+        let grant = if static_token {
+            None
+        } else {
+            let token = auth::token_of(request)
+                .ok_or_else(|| auth::unauthorized("a token is required to publish"))?;
+            Some(key.verify(&token)?)
+        };
+        let draft = publish::parse(request.header("content-type"), body)?;
+        let topic = Selector::Exactly(draft.topic.clone());
+        match grant {
+            Some(grant) if !grant.may_publish(&topic) => {
+                Err(auth::forbidden("publishing on", &topic))
+            }
+            _ => Ok(draft),
         }
     }
 

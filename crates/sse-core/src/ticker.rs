@@ -13,6 +13,10 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::event::{Draft, EventName};
 use crate::service::Service;
+use crate::topic::Topic;
+
+/// The topic the ticker publishes on.
+pub const TICKER_TOPIC: &str = "ticker";
 
 /// Starts the ticker on the current runtime, if `--tick-ms` is not 0. It stops at shutdown.
 pub fn spawn(service: Arc<Service>) -> Option<JoinHandle<()>> {
@@ -42,6 +46,7 @@ pub fn tick_events(server: &str, n: u64) -> [Draft; 3] {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let update = json!({ "timestamp": millis, "value": fastrand::u8(0..=100), "status": "ok" });
+    let topic = Topic::server(TICKER_TOPIC);
     [
         Draft::new(None, &humantime::format_rfc3339_millis(now).to_string()),
         Draft::new(
@@ -50,6 +55,7 @@ pub fn tick_events(server: &str, n: u64) -> [Draft; 3] {
         ),
         Draft::new(Some(EventName::server("update")), &update.to_string()),
     ]
+    .map(|draft| draft.on(topic.clone()))
 }
 
 #[cfg(test)]
@@ -60,6 +66,7 @@ mod tests {
     fn a_tick_is_message_greeting_update() {
         let [message, greeting, update] = tick_events("x", 1);
         assert_eq!(message.name, None);
+        assert_eq!(message.topic.as_str(), TICKER_TOPIC);
         assert_eq!(
             greeting.name.map(|n| n.as_str().to_owned()).as_deref(),
             Some("greeting")

@@ -14,7 +14,10 @@
 //!   broadcast channel; the generator counts it and returns (the slow-consumer policy), and
 //!   the browser reconnects with `Last-Event-ID` and resumes from history.
 //! - warp's graceful shutdown waits for open responses, and an SSE response never finishes by
-//!   itself, so the wait for a live event is a `select!` against the shutdown token.
+//!   itself, so the wait for a live event is a `select!` against the stream's end (shutdown,
+//!   or the client's token expiring).
+//! - The live feed carries every topic; an `if` keeps the client's (its replay comes
+//!   filtered from sse-core).
 //! - warp wants the stream `Send + Sync` (see [`generator`]).
 //! - Per-connection state is the generator's locals. The client's place in the
 //!   connected-clients gauge is a guard moved into the generator: when hyper drops the
@@ -54,6 +57,8 @@ fn generator(
         reset,
         replay,
         mut live,
+        topics,
+        mut end,
     } = opening;
     stream! {
         // Owned by the generator, so the gauge counts this client exactly as long as warp
@@ -74,13 +79,17 @@ fn generator(
         // next frame, so shutdown can only be noticed here, at the wait.
         loop {
             let received = tokio::select! {
-                // Checked first so that a busy feed cannot keep a stopping server waiting.
+                // Checked first so that a busy feed cannot keep a stopping server (or an
+                // expired token) waiting.
                 biased;
-                () = service.shutdown.cancelled() => return,
+                () = &mut end => return,
                 received = live.recv() => received,
             };
             match received {
-                Ok(event) => yield Ok(to_warp(&event)),
+                // The feed carries every topic; an `if` keeps the client's.
+                Ok(event) => if topics.matches(&event.topic) {
+                    yield Ok(to_warp(&event));
+                },
                 // More than `--queue` behind: end the response; the browser reconnects with
                 // Last-Event-ID and gets the rest from history.
                 Err(RecvError::Lagged(missed)) => {

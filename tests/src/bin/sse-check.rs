@@ -24,6 +24,9 @@ struct Args {
     /// An id issued by an earlier run of the server, to check that it is called foreign.
     #[arg(long)]
     foreign_id: Option<String>,
+    /// The server's --jwt-secret, so that the token checks can mint tokens of their own.
+    #[arg(long, hide_env_values = true)]
+    jwt_secret: Option<String>,
     /// Run only the checks whose name contains this.
     #[arg(long)]
     only: Option<String>,
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         allowed_origin: args.origin,
         max_clients: args.max_clients,
         foreign_id: args.foreign_id,
+        jwt_secret: args.jwt_secret,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

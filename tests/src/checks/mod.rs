@@ -2,12 +2,14 @@
 //!
 //! [`all`] is the list the harness and `sse-check` run; its order is the contract's.
 
+pub mod auth;
 pub mod publish;
 pub mod resume;
 pub mod retry;
 pub mod service;
 pub mod stall;
 pub mod stream;
+pub mod topics;
 
 use crate::Check;
 
@@ -87,5 +89,43 @@ pub fn all() -> Vec<Check> {
         ),
         check!(14, service::page_and_assets_are_served),
         check!(14, service::unknown_paths_and_methods_get_json_errors),
+        check!(16, topics::topics_filter_live_and_replay),
+        check!(
+            16,
+            topics::selectors_are_a_union_of_topics_prefixes_and_star
+        ),
+        check!(16, topics::bad_selectors_and_topics_are_400),
+        check!(16, topics::events_without_a_topic_are_on_default),
+        check!(16, topics::welcome_names_the_effective_topics),
+        check!(
+            17,
+            auth::streams_need_a_valid_token,
+            ["--jwt-secret", "conformance-jwt-secret-0123456789"]
+        ),
+        check!(
+            17,
+            auth::each_token_source_is_read,
+            ["--jwt-secret", "conformance-jwt-secret-0123456789"]
+        ),
+        check!(
+            17,
+            auth::a_token_covers_only_what_it_grants,
+            ["--jwt-secret", "conformance-jwt-secret-0123456789"]
+        ),
+        check!(
+            17,
+            auth::a_stream_ends_when_its_token_expires,
+            ["--jwt-secret", "conformance-jwt-secret-0123456789"]
+        ),
+        check!(
+            17,
+            auth::publishing_needs_a_publish_claim_or_the_static_token,
+            ["--jwt-secret", "conformance-jwt-secret-0123456789"]
+        ),
+        check!(
+            17,
+            auth::welcome_says_tokens_are_required,
+            ["--jwt-secret", "conformance-jwt-secret-0123456789"]
+        ),
     ]
 }

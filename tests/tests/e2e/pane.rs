@@ -27,6 +27,7 @@ return {
   server: text("server"),
   notice: text("notice"),
   waiting: text("waiting"),
+  topics: text("topics"),
   publishStatus: text("publish-status"),
   rows: rows.map((li) => ({
     type: li.dataset.type ?? "",
@@ -69,6 +70,8 @@ pub struct PaneView {
     pub notice: String,
     /// Why the stream is down and when the pane tries again ("" while open).
     pub waiting: String,
+    /// The topics the stream carries, as its welcome named them.
+    pub topics: String,
     /// The publish form's status line.
     pub publish_status: String,
     /// Every listed event, oldest first.
@@ -94,6 +97,7 @@ impl PaneView {
             server: text("server"),
             notice: text("notice"),
             waiting: text("waiting"),
+            topics: text("topics"),
             publish_status: text("publishStatus"),
             rows,
         })

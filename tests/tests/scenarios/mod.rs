@@ -11,3 +11,4 @@ pub mod page;
 pub mod publish;
 pub mod redis_restart;
 pub mod restart;
+pub mod tokens;
