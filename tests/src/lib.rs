@@ -13,6 +13,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod event_stream;
 pub mod harness;
 pub mod nginx;
 
