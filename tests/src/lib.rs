@@ -2,8 +2,8 @@
 //!
 //! Every check takes a [`Target`] (a base URL and what the caller knows about the server)
 //! and talks plain HTTP/1.1 to it, like any client would: byte-level checks read the raw
-//! body, event-level checks parse it with `eventsource-stream`. Nothing here links to a
-//! server's code, so the same checks run
+//! body, event-level checks parse it as a browser does ([`event_stream`]). Nothing here
+//! links to a server's code, so the same checks run
 //! - from `cargo test`, against every variant registered in `tests/variants/mod.rs`, each
 //!   check on a fresh in-process server ([`harness`]), and
 //! - from the `sse-check URL` command, against any running server, yours included.
@@ -22,11 +22,30 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+/// How long the checks wait for the server (a response, the next event) unless told.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The server under test, and what the caller knows about its configuration.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// `http://host:port`, without a trailing slash.
     pub base: url::Url,
+    /// The path (and query, if any) of the event stream: `/stream` unless told.
+    pub stream_path: String,
+    /// Headers sent with every request (a cookie, a token): their values are secrets, never
+    /// printed ([`Target::secrets`]).
+    pub headers: Vec<(String, String)>,
+    /// A request that makes the server emit an event, for servers with no events of their
+    /// own (the core checks then feed the stream with it).
+    pub publish: Option<Publish>,
+    /// The longest the checks wait for a response or for the server's next event.
+    pub timeout: Duration,
+    /// The longest the stream may stay silent (keep-alive); 15 s, the spec's advice, unless
+    /// told.
+    pub keepalive: Option<Duration>,
+    /// Where the server reports how many clients it holds (a number, JSON with one, or
+    /// Prometheus text with `sse_connected_clients`); `/metrics` is tried without it.
+    pub clients_url: Option<url::Url>,
     /// The `--publish-token`, if the server has one.
     pub token: Option<String>,
     /// An origin in the server's `--allowed-origins`, for the CORS checks.
@@ -42,12 +61,45 @@ impl Target {
     pub fn new(base: url::Url) -> Self {
         Target {
             base,
+            stream_path: "/stream".to_owned(),
+            headers: Vec::new(),
+            publish: None,
+            timeout: DEFAULT_TIMEOUT,
+            keepalive: None,
+            clients_url: None,
             token: None,
             allowed_origin: None,
             max_clients: None,
             foreign_id: None,
         }
     }
+
+    /// Every value the caller gave that must not appear in a report: header values and the
+    /// publish token.
+    pub fn secrets(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .map(|(_, value)| value.clone())
+            .chain(self.token.clone())
+            .filter(|secret| !secret.is_empty())
+            .collect()
+    }
+
+    /// How long a whole check may run: room for several waits of [`Target::timeout`] and a
+    /// keep-alive interval, and never less than [`CHECK_TIMEOUT`].
+    pub fn check_bound(&self) -> Duration {
+        let keepalive = self.keepalive.unwrap_or(Duration::ZERO);
+        CHECK_TIMEOUT.max(self.timeout * 6 + keepalive * 2)
+    }
+}
+
+/// The request that makes a server emit an event: `POST url` with `body`.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    /// Where to post.
+    pub url: url::Url,
+    /// What to post (sent as JSON when it parses as JSON, else as plain text).
+    pub body: String,
 }
 
 /// Why a check did not pass.
@@ -132,10 +184,11 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Runs `check` against `target` with the overall time bound.
 pub async fn run_check(check: &Check, target: Target) -> Res {
-    match tokio::time::timeout(CHECK_TIMEOUT, (check.run)(target)).await {
+    let bound = target.check_bound();
+    match tokio::time::timeout(bound, (check.run)(target)).await {
         Ok(result) => result,
         Err(_) => Err(Problem::fail(
-            format!("the check to finish within {CHECK_TIMEOUT:?}"),
+            format!("the check to finish within {bound:?}"),
             "it was still waiting on the server",
         )),
     }

@@ -33,13 +33,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let mut base = args.url;
     base.set_path("");
-    let target = Target {
-        base,
-        token: args.token,
-        allowed_origin: args.origin,
-        max_clients: args.max_clients,
-        foreign_id: args.foreign_id,
-    };
+    let mut target = Target::new(base);
+    target.token = args.token;
+    target.allowed_origin = args.origin;
+    target.max_clients = args.max_clients;
+    target.foreign_id = args.foreign_id;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
