@@ -145,6 +145,7 @@ impl Server {
         target.token = config.publish_token.clone();
         target.allowed_origin = config.allowed_origins.first().cloned();
         target.max_clients = Some(config.max_clients);
+        target.keepalive = Some(config.keepalive);
         let shutdown = CancellationToken::new();
         let (done, stopped) = mpsc::channel();
         let token = shutdown.clone();

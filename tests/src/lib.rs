@@ -1,12 +1,16 @@
-//! sse-conformance: the sse-idioms contract (docs/CONTRACT.md) as black-box checks.
+//! sse-conformance: SSE servers checked as black boxes, in two profiles: `core`, what any SSE
+//! server must do (the WHATWG rules and the practice around them), and `sse-idioms`, this
+//! project's whole contract (docs/CONTRACT.md).
 //!
 //! Every check takes a [`Target`] (a base URL and what the caller knows about the server)
 //! and talks plain HTTP/1.1 to it, like any client would: byte-level checks read the raw
 //! body, event-level checks parse it as a browser does ([`event_stream`]). Nothing here
 //! links to a server's code, so the same checks run
 //! - from `cargo test`, against every variant registered in `tests/variants/mod.rs`, each
-//!   check on a fresh in-process server ([`harness`]), and
-//! - from the `sse-check URL` command, against any running server, yours included.
+//!   check on a fresh in-process server ([`harness`]), and against the fixtures in
+//!   `tests/fixtures/` (servers written as the guide's snippets are), and
+//! - from the `sse-check URL` command, against any running server, yours included
+//!   ([`report`] is what it prints).
 //!
 //! A check passes, fails naming what it expected and what came back, or is skipped when it
 //! needs something the caller did not give (a token, an allowed origin, ...).
@@ -16,6 +20,7 @@ pub mod client;
 pub mod event_stream;
 pub mod harness;
 pub mod nginx;
+pub mod report;
 
 use std::fmt;
 use std::future::Future;
@@ -102,6 +107,25 @@ pub struct Publish {
     pub body: String,
 }
 
+/// Which set of checks a server is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// What any SSE server must do, judged only from its own events.
+    Core,
+    /// This project's contract, docs/CONTRACT.md, on top of the core.
+    SseIdioms,
+}
+
+impl Profile {
+    /// The profile's name, as `--profile` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Core => "core",
+            Profile::SseIdioms => "sse-idioms",
+        }
+    }
+}
+
 /// Why a check did not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -169,8 +193,15 @@ pub type CheckFuture = Pin<Box<dyn Future<Output = Res> + Send>>;
 pub struct Check {
     /// A name that reads like the contract line it checks.
     pub name: &'static str,
-    /// The contract point (docs/CONTRACT.md) it covers.
+    /// The profile it belongs to.
+    pub profile: Profile,
+    /// The contract point (docs/CONTRACT.md) it covers; 0 is the core profile's section.
     pub point: u8,
+    /// The rule it tests, short: a WHATWG section, or the contract point.
+    pub rule: &'static str,
+    /// The checks whose failure makes this one meaningless (it is still run): the report
+    /// names those first.
+    pub after: &'static [&'static str],
     /// Runs the check against a target.
     pub run: fn(Target) -> CheckFuture,
     /// Flags the check needs its server started with (the harness passes them; against

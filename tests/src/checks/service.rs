@@ -9,7 +9,7 @@ use crate::client::{self, Events, Publisher, StreamRequest, Welcome, describe};
 use crate::{Problem, Res, Target, ensure};
 
 /// Reads one sample (summed over labels) from Prometheus text.
-fn sample(text: &str, name: &str) -> Option<f64> {
+pub fn sample(text: &str, name: &str) -> Option<f64> {
     let values: Vec<f64> = text
         .lines()
         .filter(|line| !line.starts_with('#'))
