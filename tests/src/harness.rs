@@ -257,7 +257,7 @@ fn spawn_main(variant: Variant, args: &[&str]) -> io::Result<Child> {
 }
 
 /// Reads the child's `listening on http://ADDR` line, within 10 s.
-fn listening_address(child: &mut Child) -> Result<String, Failed> {
+pub fn listening_address(child: &mut Child) -> Result<String, Failed> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
