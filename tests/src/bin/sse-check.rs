@@ -237,6 +237,18 @@ async fn choose(args: &Args, target: &Target) -> Result<(Profile, String), Strin
     }
 }
 
+/// The stream's URL as the report shows it: no password, even one given in the URL.
+fn shown(target: &Target) -> String {
+    let mut base = target.base.clone();
+    // Only a URL that cannot have a password refuses one: nothing to hide then.
+    let _ = base.set_password(None);
+    format!(
+        "{}{}",
+        base.as_str().trim_end_matches('/'),
+        target.stream_path
+    )
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let target = target(&args);
@@ -247,7 +259,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let shown = args.url.to_string();
+    let shown = shown(&target);
     let (profile, why) = match runtime.block_on(choose(&args, &target)) {
         Ok(chosen) => chosen,
         Err(why) => {
