@@ -291,22 +291,68 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_data_field_without_a_space_reads_the_same_as_with_one() {
-        let got = events(&[b"data:test\n\ndata: test\n\n"]);
-        assert_eq!(short(&got), ["message:test#", "message:test#"]);
-    }
+    /// A rule it shows, a stream (fed chunk by chunk), and the events a browser reads from
+    /// it, as `type:data#id`.
+    type Case = (
+        &'static str,
+        &'static [&'static [u8]],
+        &'static [&'static str],
+    );
+
+    /// Streams and what a browser reads from them.
+    const CASES: &[Case] = &[
+        (
+            "a data field without a space reads the same as with one",
+            &[b"data:test\n\ndata: test\n\n"],
+            &["message:test#", "message:test#"],
+        ),
+        (
+            "only one space after the colon is dropped",
+            &[b"data:  third event\n\n"],
+            &["message: third event#"],
+        ),
+        (
+            "data lines join with LF",
+            &[b"data: YHOO\ndata: +2\ndata: 10\n\n"],
+            &["message:YHOO\n+2\n10#"],
+        ),
+        (
+            "empty data fires an empty event; a block not ended by a blank line is dropped",
+            &[b"data\n\ndata\ndata\n\ndata:"],
+            &["message:#", "message:\n#"],
+        ),
+        (
+            "CR, LF and CRLF each end a line",
+            &[b"data: a\rdata: b\ndata: c\r\n\r\ndata: d\r\r"],
+            &["message:a\nb\nc#", "message:d#"],
+        ),
+        (
+            "the event type applies to one event only",
+            &[b"event: add\ndata: 1\n\ndata: 2\n\n"],
+            &["add:1#", "message:2#"],
+        ),
+        (
+            "a line split across chunks is one line",
+            &[b"da", b"ta: he", b"llo\n", b"\n"],
+            &["message:hello#"],
+        ),
+        (
+            "a leading BOM is skipped",
+            &[b"\xEF\xBB\xBFdata: x\n\n"],
+            &["message:x#"],
+        ),
+        (
+            "a leading BOM split across chunks is skipped",
+            &[b"\xEF", b"\xBB", b"\xBFdata: x\n\n"],
+            &["message:x#"],
+        ),
+    ];
 
     #[test]
-    fn only_one_space_after_the_colon_is_dropped() {
-        let got = events(&[b"data:  third event\n\n"]);
-        assert_eq!(got[0].data, " third event");
-    }
-
-    #[test]
-    fn data_lines_join_with_lf() {
-        let got = events(&[b"data: YHOO\ndata: +2\ndata: 10\n\n"]);
-        assert_eq!(got[0].data, "YHOO\n+2\n10");
+    fn streams_read_as_the_spec_says() {
+        for (rule, chunks, expected) in CASES {
+            assert_eq!(short(&events(chunks)), *expected, "{rule}");
+        }
     }
 
     #[test]
@@ -325,18 +371,6 @@ mod tests {
     }
 
     #[test]
-    fn empty_data_fires_an_empty_event_and_an_unended_block_is_dropped() {
-        let got = events(&[b"data\n\ndata\ndata\n\ndata:"]);
-        assert_eq!(short(&got), ["message:#", "message:\n#"]);
-    }
-
-    #[test]
-    fn cr_lf_and_crlf_each_end_a_line() {
-        let got = events(&[b"data: a\rdata: b\ndata: c\r\n\r\ndata: d\r\r"]);
-        assert_eq!(short(&got), ["message:a\nb\nc#", "message:d#"]);
-    }
-
-    #[test]
     fn a_trailing_cr_ends_its_line_at_once_and_a_following_lf_joins_it() {
         let mut parser = Parser::new();
         assert!(parser.feed(b"data: a\r").is_empty());
@@ -344,18 +378,6 @@ mod tests {
         assert!(parser.feed(b"\ndata: b\r").is_empty());
         // A CR after a CR is a blank line, dispatched without waiting for more bytes.
         assert_eq!(short(&parser.feed(b"\r")), ["message:a\nb#"]);
-    }
-
-    #[test]
-    fn a_leading_bom_is_skipped_even_split_across_chunks() {
-        assert_eq!(
-            short(&events(&[b"\xEF\xBB\xBFdata: x\n\n"])),
-            ["message:x#"]
-        );
-        assert_eq!(
-            short(&events(&[b"\xEF", b"\xBB", b"\xBFdata: x\n\n"])),
-            ["message:x#"]
-        );
     }
 
     #[test]
@@ -403,12 +425,6 @@ mod tests {
     }
 
     #[test]
-    fn the_event_type_applies_to_one_event_only() {
-        let got = events(&[b"event: add\ndata: 1\n\ndata: 2\n\n"]);
-        assert_eq!(short(&got), ["add:1#", "message:2#"]);
-    }
-
-    #[test]
     fn an_event_without_data_is_not_dispatched_and_is_reported() {
         let (got, parser) = parse(b"event: lonely\n\nid: 3\n\n");
         assert!(got.is_empty());
@@ -428,11 +444,5 @@ mod tests {
         let (got, parser) = parse(b"data: a\xFFb\n\ndata: c\n\n");
         assert_eq!(short(&got), ["message:a\u{FFFD}b#", "message:c#"]);
         assert_eq!(parser.flaws().len(), 1);
-    }
-
-    #[test]
-    fn a_line_split_across_chunks_is_one_line() {
-        let got = events(&[b"da", b"ta: he", b"llo\n", b"\n"]);
-        assert_eq!(short(&got), ["message:hello#"]);
     }
 }

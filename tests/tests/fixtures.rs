@@ -108,14 +108,20 @@ fn core_report(target: &Target) -> Report {
     report
 }
 
-/// The names of the checks whose verdict is `verdict` (`"FAIL"` or `"SKIP"`).
-fn named(report: &Report, verdict: &str) -> BTreeSet<&'static str> {
-    report
-        .outcomes
-        .iter()
-        .filter(|o| o.verdict() == verdict)
-        .map(|o| o.check.name)
-        .collect()
+/// Holds `target` to the core profile, which it must be detected as, and asserts that
+/// exactly `failed` failed and `skipped` were skipped (all else passed); the report, and its
+/// text for further assertions.
+fn held_to_core(target: &Target, failed: &[&str], skipped: &[&str]) -> (Report, String) {
+    let report = core_report(target);
+    let named = |verdict| -> BTreeSet<&str> {
+        let outcomes = report.outcomes.iter().filter(|o| o.verdict() == verdict);
+        outcomes.map(|o| o.check.name).collect()
+    };
+    let text = report.text();
+    assert_eq!(report.profile, Profile::Core, "{text}");
+    assert_eq!(named("FAIL"), failed.iter().copied().collect(), "{text}");
+    assert_eq!(named("SKIP"), skipped.iter().copied().collect(), "{text}");
+    (report, text)
 }
 
 #[test]
@@ -124,18 +130,11 @@ fn the_express_fixture_fails_only_on_the_guides_shared_ids() {
     let mut target = fixture.target();
     target.clients_url = Some(fixture.base.join("/clients").expect("a URL"));
     target.allowed_origin = Some(ORIGIN.into());
-    let report = core_report(&target);
-    let text = report.text();
-    assert_eq!(report.profile, Profile::Core, "{text}");
-    assert_eq!(
-        named(&report, "FAIL"),
-        BTreeSet::from([
-            "ids_are_unique_and_never_reused",
-            "resume_after_last_event_id_continues_without_repeat",
-        ]),
-        "{text}"
-    );
-    assert_eq!(named(&report, "SKIP"), BTreeSet::new(), "{text}");
+    let shared_ids = [
+        "ids_are_unique_and_never_reused",
+        "resume_after_last_event_id_continues_without_repeat",
+    ];
+    let (report, text) = held_to_core(&target, &shared_ids, &[]);
     let roots = report.fix_first();
     assert_eq!(roots[0].name, "ids_are_unique_and_never_reused", "{text}");
     assert!(
@@ -148,26 +147,18 @@ fn the_express_fixture_fails_only_on_the_guides_shared_ids() {
 #[test]
 fn the_flask_fixture_fails_on_per_connection_ids_and_bare_headers() {
     let fixture = Fixture::flask();
-    let report = core_report(&fixture.target());
-    let text = report.text();
-    assert_eq!(report.profile, Profile::Core, "{text}");
-    assert_eq!(
-        named(&report, "FAIL"),
-        BTreeSet::from([
+    let (_, text) = held_to_core(
+        &fixture.target(),
+        &[
             "stream_is_marked_no_cache",
             "stream_tells_proxies_not_to_buffer",
             "ids_are_unique_and_never_reused",
             "resume_after_last_event_id_continues_without_repeat",
-        ]),
-        "{text}"
-    );
-    assert_eq!(
-        named(&report, "SKIP"),
-        BTreeSet::from([
+        ],
+        &[
             "a_client_that_disconnects_is_released",
             "cors_with_credentials_echoes_the_origin",
-        ]),
-        "{text}"
+        ],
     );
     assert!(text.contains("on one connection"), "{text}");
     assert!(

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::checks::service::{poll, sample};
 use crate::client::{self, Events, StreamRequest};
 use crate::{Problem, Res, Target, ensure};
 
@@ -16,7 +17,7 @@ const GAUGE: &str = "sse_connected_clients";
 /// Reads a client count from a body: a bare number, JSON holding one (the first number at
 /// the top level of an object), or Prometheus text with [`GAUGE`].
 pub fn count_in(body: &str) -> Option<f64> {
-    if let Some(count) = crate::checks::service::sample(body, GAUGE) {
+    if let Some(count) = sample(body, GAUGE) {
         return Some(count);
     }
     match serde_json::from_str::<Value>(body.trim()).ok()? {
@@ -42,21 +43,14 @@ async fn count(source: &(Target, String)) -> Res<f64> {
         .ok_or_else(|| Problem::fail(format!("a client count at {}", source.1), answer.summary()))
 }
 
-/// Polls the count until `done` holds, within `within`.
+/// Polls the count until `done` holds, within `within`; the last count either way.
 async fn count_until(
     source: &(Target, String),
     within: Duration,
     done: impl Fn(f64) -> bool,
 ) -> Res<f64> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut polls = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        polls.tick().await;
-        let now = count(source).await?;
-        if done(now) || tokio::time::Instant::now() > deadline {
-            return Ok(now);
-        }
-    }
+    let polled = poll(within, || count(source), done).await?;
+    Ok(polled.unwrap_or_else(|last| last))
 }
 
 /// Practice: a client that disconnects is let go (its socket, its task, its place in any
