@@ -158,9 +158,11 @@ impl Report {
     pub fn text(&self) -> String {
         let width = self.outcomes.iter().map(|o| o.check.name.len()).max();
         let width = width.unwrap_or_default();
-        let lines = self.outcomes.iter().map(|o| self.lines(o, width));
         let mut text = self.header();
-        text.extend(lines);
+        for (n, outcome) in self.outcomes.iter().enumerate() {
+            let previous = n.checked_sub(1).map(|p| &self.outcomes[p]);
+            text.push_str(&self.lines_after(previous, outcome, width));
+        }
         text.push_str(&self.footer());
         text
     }
@@ -182,12 +184,26 @@ impl Report {
         ])
     }
 
-    /// One check's line, names padded to `width`, and what it wanted and got (or why it
-    /// was skipped) when it did not pass.
+    /// One check's lines ([`Report::lines_after`]) as the next after those already in the
+    /// report.
     pub fn lines(&self, outcome: &Outcome, width: usize) -> String {
+        self.lines_after(self.outcomes.last(), outcome, width)
+    }
+
+    /// One check's line, names padded to `width`, and what it wanted and got (or why it
+    /// was skipped) when it did not pass; headed by its profile when `previous` was of
+    /// another (or there was none), so that each check says which profile it is of.
+    fn lines_after(&self, previous: Option<&Outcome>, outcome: &Outcome, width: usize) -> String {
         let check = &outcome.check;
+        let mut lines = Vec::new();
+        if previous.is_none_or(|p| p.check.profile != check.profile) {
+            lines.push(match check.profile {
+                Profile::Core => "core profile, what any SSE server must do:".to_owned(),
+                Profile::SseIdioms => "sse-idioms profile, docs/CONTRACT.md:".to_owned(),
+            });
+        }
         let verdict = outcome.verdict();
-        let mut lines = vec![format!("{verdict} {:<width$}  {}", check.name, check.rule)];
+        lines.push(format!("{verdict} {:<width$}  {}", check.name, check.rule));
         match &outcome.result {
             Ok(()) => {}
             Err(Problem::Fail { expected, got }) => {
