@@ -3,12 +3,13 @@
 //! Each stream gets its own TCP connection whose socket the check controls: it can shrink
 //! the receive buffer and stop reading (a stalled client), or drop the connection (a client
 //! that goes away). Publishing reuses one keep-alive connection, so checks that publish
-//! hundreds of events stay fast. Every wait has a bound; none sleeps.
+//! hundreds of events stay fast. Every request carries the target's own headers (a cookie,
+//! a token). Every wait has a bound; none sleeps.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use eventsource_stream::{Event, EventStream, Eventsource};
 use futures_util::StreamExt;
 use http::{HeaderMap, Method, Request, Response};
 use http_body_util::{BodyDataStream, BodyExt, Full};
@@ -19,12 +20,15 @@ use serde_json::Value;
 use tokio::net::TcpSocket;
 use tokio::time::timeout;
 
+use crate::event_stream::{Event, Parser};
 use crate::{Problem, Res, Target};
 
 /// How long a plain request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after `welcome` a `reset` may take to arrive.
 const RESET_WAIT: Duration = Duration::from_millis(1500);
+/// How much of an unexpected body a failure quotes.
+const QUOTED_BYTES: usize = 48;
 
 /// Options for opening `GET /stream`.
 #[derive(Debug, Default, Clone)]
@@ -77,7 +81,7 @@ impl Fetched {
         crate::ensure!(
             self.status == status,
             format!("status {status}"),
-            format!("status {} with body {:?}", self.status, self.body)
+            self.summary()
         );
         crate::ensure!(
             self.header("content-type").starts_with("application/json"),
@@ -88,10 +92,29 @@ impl Fetched {
         crate::ensure!(
             json["error"].as_str().is_some_and(|e| !e.is_empty()),
             r#"a body {"error": "<what is wrong>"}"#,
-            format!("{:?}", self.body)
+            self.summary()
         );
         Ok(())
     }
+
+    /// The response on one line: status, content type and the body's first bytes.
+    pub fn summary(&self) -> String {
+        summary(self.status, &self.headers, self.body.as_bytes())
+    }
+}
+
+/// A response on one line, for a failure: `404 text/html "<!DOCTYPE html><html…"`. A body
+/// (an HTML error page, say) is never quoted whole.
+pub fn summary(status: u16, headers: &HeaderMap, body: &[u8]) -> String {
+    let content_type = match header(headers, "content-type") {
+        "" => "(no content type)",
+        content_type => content_type,
+    };
+    let mut quoted = String::from_utf8_lossy(&body[..body.len().min(QUOTED_BYTES)]).into_owned();
+    if body.len() > QUOTED_BYTES {
+        quoted.push('…');
+    }
+    format!("{status} {content_type} {quoted:?}")
 }
 
 /// A header as text ("" when absent or not text).
@@ -151,8 +174,10 @@ fn request(
         .method(method)
         .uri(path)
         .header("host", authority);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
+    // As bytes, so that a value may be UTF-8 (an id a browser echoes in Last-Event-ID).
+    let own = target.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    for (name, value) in own.chain(headers.iter().copied()) {
+        builder = builder.header(name, value.as_bytes());
     }
     builder
         .body(Full::new(body))
@@ -199,6 +224,21 @@ async fn read_whole(
             "none",
         )),
     }
+}
+
+/// A URL the caller gave (`--publish-url`, `--clients-url`) as the target to send to (its
+/// origin, with the caller's headers) and the path (with any query) to request there.
+pub fn split_url(target: &Target, url: &url::Url) -> (Target, String) {
+    let mut at = target.clone();
+    at.base = url.clone();
+    at.base.set_path("");
+    at.base.set_query(None);
+    at.base.set_fragment(None);
+    let path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    (at, path)
 }
 
 /// `GET path`.
@@ -252,9 +292,9 @@ impl Publisher {
         let json: Value = serde_json::from_str(&receipt.body).unwrap_or(Value::Null);
         match (receipt.status, json["id"].as_str()) {
             (202, Some(id)) if !id.is_empty() => Ok(id.to_owned()),
-            (status, _) => Err(Problem::fail(
+            _ => Err(Problem::fail(
                 r#"202 with {"id": "<id>"} for a valid publish"#,
-                format!("status {status} with body {:?}", receipt.body),
+                receipt.summary(),
             )),
         }
     }
@@ -265,7 +305,7 @@ pub async fn publish(target: &Target, event: Option<&str>, data: impl Into<Value
     Publisher::connect(target).await?.publish(event, data).await
 }
 
-/// Sends `GET /stream` and returns the response with its body unread.
+/// Sends `GET` for the target's stream path and returns the response with its body unread.
 pub async fn open(target: &Target, options: &StreamRequest) -> Res<Response<Incoming>> {
     let mut sender = connect(target, options.recv_buffer).await?;
     // Built in a block: the serializer is not `Send`, so it must be gone before an await.
@@ -279,11 +319,11 @@ pub async fn open(target: &Target, options: &StreamRequest) -> Res<Response<Inco
         }
         query.finish()
     };
-    let path = if query.is_empty() {
-        "/stream".to_owned()
-    } else {
-        format!("/stream?{query}")
-    };
+    let mut path = target.stream_path.clone();
+    if !query.is_empty() {
+        let joint = if path.contains('?') { '&' } else { '?' };
+        path = format!("{path}{joint}{query}");
+    }
     let mut headers = vec![("accept", "text/event-stream")];
     for (name, value) in &options.headers {
         headers.push((name.as_str(), value.as_str()));
@@ -298,59 +338,112 @@ pub async fn open(target: &Target, options: &StreamRequest) -> Res<Response<Inco
         }
     }
     let request = request(target, Method::GET, &path, &headers, Bytes::new())?;
+    let what = format!("GET {}", target.stream_path);
     match timeout(REQUEST_TIMEOUT, sender.send_request(request)).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(error)) => Err(Problem::fail(
-            "a response to GET /stream",
+            format!("a response to {what}"),
             error.to_string(),
         )),
         Err(_) => Err(Problem::fail(
-            "response headers for GET /stream",
+            format!("response headers for {what}"),
             "none within 10 s",
         )),
     }
 }
 
-/// An open stream read as events (`eventsource-stream` does the SSE parsing).
+/// The first bytes of a body (up to 1 KiB, and no more than a second's worth), so that a
+/// failure can quote an answer whose body never ends.
+pub async fn first_bytes(body: &mut BodyDataStream<Incoming>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let read = async {
+        while let Some(Ok(chunk)) = body.next().await {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() >= 1024 {
+                break;
+            }
+        }
+    };
+    // Whatever came within the second is enough to quote.
+    let _ = timeout(Duration::from_secs(1), read).await;
+    bytes
+}
+
+/// An open stream read as events, parsed as a browser parses them ([`Parser`]).
 pub struct Events {
     /// The response headers.
     pub headers: HeaderMap,
-    stream: EventStream<BodyDataStream<Incoming>>,
+    body: BodyDataStream<Incoming>,
+    parser: Parser,
+    /// Events parsed but not yet returned, each with the moment its bytes arrived.
+    ready: VecDeque<(Event, SystemTime)>,
+    /// When the bytes of the event last returned arrived.
+    arrived: SystemTime,
 }
 
 impl Events {
-    /// Opens `GET /stream` and expects 200.
+    /// Opens the target's stream and expects 200.
     pub async fn open(target: &Target, options: &StreamRequest) -> Res<Self> {
         let response = open(target, options).await?;
         let status = response.status().as_u16();
+        let (parts, body) = response.into_parts();
+        let mut body = body.into_data_stream();
         if status != 200 {
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
             return Err(Problem::fail(
-                "200 for GET /stream",
-                format!("{status} {}", String::from_utf8_lossy(&body)),
+                format!("200 for GET {}", target.stream_path),
+                summary(status, &parts.headers, &first_bytes(&mut body).await),
             ));
         }
-        let (parts, body) = response.into_parts();
         Ok(Events {
             headers: parts.headers,
-            stream: body.into_data_stream().eventsource(),
+            body,
+            parser: Parser::new(),
+            ready: VecDeque::new(),
+            arrived: SystemTime::now(),
         })
+    }
+
+    /// When the bytes of the event [`Events::next`] last returned arrived (by this machine's
+    /// clock, to compare with the server's own timestamps).
+    pub fn arrived(&self) -> SystemTime {
+        self.arrived
+    }
+
+    /// The parser, for what it noticed on the way ([`Parser::flaws`]).
+    pub fn parser(&self) -> &Parser {
+        &self.parser
+    }
+
+    /// The next event, however long it takes; `Ok(None)` when the stream ends.
+    ///
+    /// Cancel-safe: a chunk is parsed in the same poll that receives it, so a timeout around
+    /// this loses nothing.
+    async fn pull(&mut self) -> Result<Option<Event>, hyper::Error> {
+        loop {
+            if let Some((event, arrived)) = self.ready.pop_front() {
+                self.arrived = arrived;
+                return Ok(Some(event));
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => {
+                    let now = SystemTime::now();
+                    let events = self.parser.feed(&chunk);
+                    self.ready.extend(events.into_iter().map(|e| (e, now)));
+                }
+                Some(Err(error)) => return Err(error),
+                None => return Ok(None),
+            }
+        }
     }
 
     /// The next event; `Ok(None)` when the server ended the stream.
     pub async fn next(&mut self, within: Duration) -> Res<Option<Event>> {
-        match timeout(within, self.stream.next()).await {
-            Ok(Some(Ok(event))) => Ok(Some(event)),
-            Ok(Some(Err(error))) => Err(Problem::fail(
-                "a well-formed event stream",
+        match timeout(within, self.pull()).await {
+            Ok(Ok(event)) => Ok(event),
+            Ok(Err(error)) => Err(Problem::fail(
+                "the stream to stay readable",
                 error.to_string(),
             )),
-            Ok(None) => Ok(None),
             Err(_) => Err(Problem::fail(
                 format!("another event within {within:?}"),
                 "nothing",
@@ -361,9 +454,9 @@ impl Events {
     /// Like [`Events::next`], but a stream the server's kernel reset (a connection it cut)
     /// counts as ended, not as broken: `Ok(None)`.
     pub async fn next_or_end(&mut self, within: Duration) -> Res<Option<Event>> {
-        match timeout(within, self.stream.next()).await {
-            Ok(Some(Ok(event))) => Ok(Some(event)),
-            Ok(Some(Err(_)) | None) => Ok(None),
+        match timeout(within, self.pull()).await {
+            Ok(Ok(event)) => Ok(event),
+            Ok(Err(_)) => Ok(None),
             Err(_) => Err(Problem::fail(
                 format!("another event within {within:?}"),
                 "nothing",
@@ -560,7 +653,7 @@ pub struct Raw {
 }
 
 impl Raw {
-    /// Opens `GET /stream` without parsing it.
+    /// Opens the target's stream without parsing it.
     pub async fn open(target: &Target, options: &StreamRequest) -> Res<Self> {
         let (parts, body) = open(target, options).await?.into_parts();
         Ok(Raw {
@@ -599,6 +692,32 @@ impl Raw {
             }
         }
         Ok(())
+    }
+
+    /// The response on one line ([`summary`]), with what the body sends in its first second.
+    pub async fn summary(&mut self) -> String {
+        let bytes = first_bytes(&mut self.body).await;
+        self.bytes.extend_from_slice(&bytes);
+        summary(self.status, &self.headers, &self.bytes)
+    }
+
+    /// Reads the next chunk, within `within`: its length, or `None` when the stream ended.
+    pub async fn read_chunk(&mut self, within: Duration) -> Res<Option<usize>> {
+        match timeout(within, self.body.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                self.bytes.extend_from_slice(&chunk);
+                Ok(Some(chunk.len()))
+            }
+            Ok(Some(Err(error))) => Err(Problem::fail(
+                "the stream to stay readable",
+                error.to_string(),
+            )),
+            Ok(None) => Ok(None),
+            Err(_) => Err(Problem::fail(
+                format!("some bytes within {within:?}"),
+                format!("nothing after {:?}", tail(&self.text())),
+            )),
+        }
     }
 
     /// What was read, as text.

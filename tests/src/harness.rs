@@ -246,6 +246,7 @@ impl Server {
         target.allowed_origin = config.allowed_origins.first().cloned();
         target.max_clients = Some(config.max_clients);
         target.jwt_secret = flag_value(extra_flags, "--jwt-secret").map(str::to_owned);
+        target.keepalive = Some(config.keepalive);
         let shutdown = CancellationToken::new();
         let (done, stopped) = mpsc::channel();
         let token = shutdown.clone();

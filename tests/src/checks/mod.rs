@@ -1,8 +1,11 @@
 //! The checks, one `async fn` each, grouped by the part of the contract they cover.
 //!
-//! [`all`] is the list the harness and `sse-check` run; its order is the contract's.
+//! [`all`] is the list the harness runs against every variant: the [`core`] profile first
+//! (what any SSE server must do), then the [`sse_idioms`] contract, in contract order.
+//! `sse-check` runs [`profile`]'s, after [`detect`] has told which one a server speaks.
 
 pub mod auth;
+pub mod core;
 pub mod publish;
 pub mod resume;
 pub mod retry;
@@ -11,29 +14,104 @@ pub mod stall;
 pub mod stream;
 pub mod topics;
 
-use crate::Check;
+use std::time::Duration;
 
-/// Declares a [`Check`] from an `async fn(Target) -> Res`, with the server flags it needs.
+use crate::client::{Events, StreamRequest};
+use crate::{Check, Profile, Res, Target};
+
+/// The welcome check needs a stream to read.
+const AFTER_STREAM: &[&str] = &[core::STREAM];
+/// Every other sse-idioms check reads the `welcome` first, so it means nothing while that
+/// fails.
+const AFTER_WELCOME: &[&str] = &[core::STREAM, "stream_opens_with_retry_then_welcome"];
+
+/// Declares an sse-idioms [`Check`] from an `async fn(Target) -> Res`, with the server
+/// flags it needs and the checks it comes after ([`AFTER_WELCOME`] unless told).
 macro_rules! check {
     ($point:literal, $module:ident :: $name:ident) => {
         check!($point, $module::$name, [])
     };
     ($point:literal, $module:ident :: $name:ident, [$($flag:literal),*]) => {
+        check!($point, $module::$name, [$($flag),*], AFTER_WELCOME)
+    };
+    ($point:literal, $module:ident :: $name:ident, [$($flag:literal),*], $after:expr) => {
         Check {
             name: stringify!($name),
+            profile: Profile::SseIdioms,
             point: $point,
+            rule: concat!("contract ", $point),
+            after: $after,
             run: |target| Box::pin($module::$name(target)),
             flags: &[$($flag),*],
         }
     };
 }
 
-/// Every check, in contract order.
+/// Every check of both profiles: what the harness runs against every variant.
 pub fn all() -> Vec<Check> {
+    let mut all = core::all();
+    all.extend(sse_idioms());
+    all
+}
+
+/// The checks a server is held to under `profile`: an sse-idioms server is an SSE server
+/// too, so its profile is the core and then the contract.
+pub fn profile(profile: Profile) -> Vec<Check> {
+    match profile {
+        Profile::Core => core::all(),
+        Profile::SseIdioms => all(),
+    }
+}
+
+/// Which profile a server speaks, and why: an sse-idioms server opens every stream with a
+/// `welcome` event naming itself; any other first event (or none within `within`) means the
+/// core profile. Errs when the stream cannot be reached at all, or is not a stream.
+pub async fn detect(target: &Target, within: Duration) -> Res<(Profile, String)> {
+    let mut events = Events::open(target, &StreamRequest::default()).await?;
+    let first = match events.next(within).await {
+        Ok(Some(event)) => event,
+        Ok(None) => return Ok((Profile::Core, "the stream ended before any event".into())),
+        Err(_) => {
+            return Ok((
+                Profile::Core,
+                format!("no event within {within:?}, so no sse-idioms `welcome`"),
+            ));
+        }
+    };
+    if first.event == "welcome" && crate::client::Welcome::parse(&first.data).is_ok() {
+        return Ok((
+            Profile::SseIdioms,
+            "the stream opens with an sse-idioms `welcome`".into(),
+        ));
+    }
+    Ok((
+        Profile::Core,
+        format!(
+            "the first event is `{}`, not an sse-idioms `welcome`",
+            crate::report::one_line(&first.event, 24)
+        ),
+    ))
+}
+
+/// How long [`detect`] waits for a stream's first event.
+pub const DETECT_WITHIN: Duration = Duration::from_secs(5);
+
+/// Looks a check up by name.
+pub fn named(name: &str) -> Option<Check> {
+    all().into_iter().find(|check| check.name == name)
+}
+
+/// This project's contract (docs/CONTRACT.md points 1 to 14), in contract order.
+pub fn sse_idioms() -> Vec<Check> {
     vec![
         check!(1, stream::stream_has_the_contract_headers),
         check!(1, stream::stream_is_never_compressed),
-        check!(2, stream::stream_opens_with_retry_then_welcome),
+        check!(
+            2,
+            stream::stream_opens_with_retry_then_welcome,
+            [],
+            AFTER_STREAM
+        ),
         check!(2, retry::retry_is_drawn_per_connection_within_the_jitter),
         check!(
             2,

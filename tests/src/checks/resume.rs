@@ -6,10 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventsource_stream::Event;
 use tokio::sync::watch;
 
 use crate::client::{self, Events, Publisher, Raw, StreamRequest, Welcome, describe};
+use crate::event_stream::Event;
 use crate::{Problem, Res, Target, ensure};
 
 /// How long a stream may take to deliver what a check waits for.

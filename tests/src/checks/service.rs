@@ -1,6 +1,7 @@
 //! Contract points 7, 9, 10, 11 and 14: slow consumers, metrics, CORS, the client limit,
 //! the page, and JSON errors for everything else.
 
+use std::future::Future;
 use std::time::Duration;
 
 use http::Method;
@@ -9,7 +10,7 @@ use crate::client::{self, Events, Publisher, StreamRequest, Welcome, describe};
 use crate::{Problem, Res, Target, ensure};
 
 /// Reads one sample (summed over labels) from Prometheus text.
-fn sample(text: &str, name: &str) -> Option<f64> {
+pub fn sample(text: &str, name: &str) -> Option<f64> {
     let values: Vec<f64> = text
         .lines()
         .filter(|line| !line.starts_with('#'))
@@ -33,6 +34,27 @@ pub async fn metric(target: &Target, name: &str) -> Res<f64> {
     })
 }
 
+/// Reads a value every 50 ms until `done` holds or `within` passes: `Ok` with the value that
+/// satisfied `done`, or `Err` with the last one read.
+pub async fn poll<F: Future<Output = Res<f64>>>(
+    within: Duration,
+    mut read: impl FnMut() -> F,
+    done: impl Fn(f64) -> bool,
+) -> Res<Result<f64, f64>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut polls = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        polls.tick().await;
+        let value = read().await?;
+        if done(value) {
+            return Ok(Ok(value));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Ok(Err(value));
+        }
+    }
+}
+
 /// Polls metric `name` until `done` holds, within `within`.
 pub async fn wait_for_metric(
     target: &Target,
@@ -40,21 +62,14 @@ pub async fn wait_for_metric(
     within: Duration,
     done: impl Fn(f64) -> bool,
 ) -> Res<f64> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut polls = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        polls.tick().await;
-        let value = metric(target, name).await?;
-        if done(value) {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(Problem::fail(
+    poll(within, || metric(target, name), done)
+        .await?
+        .map_err(|value| {
+            Problem::fail(
                 format!("{name} to reach the awaited value within {within:?}"),
                 value.to_string(),
-            ));
-        }
-    }
+            )
+        })
 }
 
 /// Point 7: a subscriber that stops reading is disconnected once it falls more than its

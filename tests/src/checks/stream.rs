@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::client::{self, Events, Publisher, Raw, StreamRequest, Welcome, describe};
+use crate::event_stream::{Line, Lines};
 use crate::{Problem, Res, Target, ensure};
 
 /// Point 1: status 200, `text/event-stream`, `no-cache`, `X-Accel-Buffering: no`.
@@ -232,21 +233,16 @@ pub async fn fresh_retry(target: &Target) -> Res<u64> {
     })
 }
 
-/// Splits SSE text into frames (the lines between blank lines), dropping comment lines.
+/// Splits SSE text into frames (the fields between blank lines, as [`Lines`] reads them:
+/// CR, LF and CRLF line ends, a BOM at the start), dropping comment lines.
 pub fn frames(text: &str) -> Vec<Vec<(String, String)>> {
     let mut frames = Vec::new();
     let mut frame = Vec::new();
-    for line in text.split('\n') {
-        if line.is_empty() {
-            if !frame.is_empty() {
-                frames.push(std::mem::take(&mut frame));
-            }
-        } else if !line.starts_with(':') {
-            let (name, value) = line.split_once(':').unwrap_or((line, ""));
-            frame.push((
-                name.to_owned(),
-                value.strip_prefix(' ').unwrap_or(value).to_owned(),
-            ));
+    for line in Lines::default().feed(text.as_bytes()) {
+        match line {
+            Line::Blank if !frame.is_empty() => frames.push(std::mem::take(&mut frame)),
+            Line::Field { name, value, .. } => frame.push((name, value)),
+            Line::Blank | Line::Comment(_) => {}
         }
     }
     frames
