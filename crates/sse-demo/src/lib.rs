@@ -41,6 +41,9 @@ pub const CHILD_VAR: &str = "SSE_DEMO_VARIANT";
 /// How long a variant may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a write to a page client may stall before its connection is cut.
+const PAGE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a variant may take to exit after SIGTERM (the contract says 5 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(6);
 
@@ -80,6 +83,16 @@ struct Args {
         hide_env_values = true
     )]
     redis_url: String,
+    /// Serve the page and the variants over HTTPS (HTTP/2 by ALPN), with --tls-cert and
+    /// --tls-key: by default the certificate `cargo run -p sse-demo --bin dev-cert` makes.
+    #[arg(long)]
+    tls: bool,
+    /// The certificate for --tls (PEM).
+    #[arg(long, value_name = "PEM", default_value = "target/dev-cert/cert.pem")]
+    tls_cert: std::path::PathBuf,
+    /// The private key for --tls (PEM).
+    #[arg(long, value_name = "PEM", default_value = "target/dev-cert/key.pem")]
+    tls_key: std::path::PathBuf,
     /// Flags passed to every variant, after `--` (e.g. `-- --tick-ms 500`).
     #[arg(last = true)]
     variant_flags: Vec<String>,
@@ -89,6 +102,11 @@ impl Args {
     /// The flags every variant gets: the hub's, then those after `--`.
     fn variant_flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
+        if self.tls {
+            let path = |p: &std::path::Path| p.display().to_string();
+            flags.extend(["--tls-cert".to_owned(), path(&self.tls_cert)]);
+            flags.extend(["--tls-key".to_owned(), path(&self.tls_key)]);
+        }
         if self.hub == HubKind::Redis {
             flags.extend(["--hub".to_owned(), "redis".to_owned()]);
             flags.extend(["--redis-url".to_owned(), self.redis_url.clone()]);
@@ -137,6 +155,20 @@ async fn launch(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tls = match args
+        .tls
+        .then(|| sse_core::tls::Tls::load(&args.tls_cert, &args.tls_key))
+    {
+        None => None,
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(why)) => {
+            eprintln!(
+                "error: --tls: {why}\n(make a certificate for this machine with `cargo run -p sse-demo --bin dev-cert`)"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let page = match listener.local_addr() {
         Ok(addr) => addr,
         Err(error) => {
@@ -155,7 +187,7 @@ async fn launch(args: Args) -> ExitCode {
             name,
             args.host,
             port,
-            &allowed_origins(page),
+            &allowed_origins(scheme, page),
             &args.variant_flags(),
         )
         .await
@@ -199,8 +231,14 @@ async fn launch(args: Args) -> ExitCode {
             )
         })
         .with_state(serde_json::Value::Array(listing));
-    let page_server = tokio::spawn(async move { axum::serve(listener, app).await });
-    say!("compare page listening on http://{page}");
+    let stop_page = sse_core::CancellationToken::new();
+    let listen = sse_core::transport::Listen {
+        tls,
+        write_timeout: PAGE_WRITE_TIMEOUT,
+        shutdown: stop_page.clone(),
+    };
+    let page_server = tokio::spawn(sse_core::transport::serve_app(listener, app, listen));
+    say!("compare page listening on {scheme}://{page}");
 
     let outcome = tokio::select! {
         _ = stop_signal() => {
@@ -213,15 +251,16 @@ async fn launch(args: Args) -> ExitCode {
         }
     };
     stop_all(&mut variants).await;
-    page_server.abort();
+    stop_page.cancel();
+    let _ = page_server.await;
     outcome
 }
 
 /// The origins the page is reachable at, for the variants' `--allowed-origins`.
-fn allowed_origins(page: SocketAddr) -> String {
-    let mut origins = vec![format!("http://{page}")];
+fn allowed_origins(scheme: &str, page: SocketAddr) -> String {
+    let mut origins = vec![format!("{scheme}://{page}")];
     if page.ip().is_loopback() {
-        origins.push(format!("http://localhost:{}", page.port()));
+        origins.push(format!("{scheme}://localhost:{}", page.port()));
     }
     origins.join(",")
 }

@@ -4,6 +4,7 @@
 //! stage, drives the page, and compares what the page shows with what the server sent.
 
 pub mod cross_origin;
+pub mod http2;
 pub mod max_clients;
 pub mod network_cut;
 pub mod nginx;
