@@ -1,15 +1,26 @@
 //! The load generator's two kinds of connection: an SSE subscriber and a keep-alive publisher.
 //!
-//! Both speak HTTP/1.1 over a raw `TcpStream` with the parsing in [`crate::wire`], so that a
-//! subscriber costs one task, one socket, one read buffer and a few hundred bytes of state.
+//! Both speak HTTP/1.1 over a raw `TcpStream` (or TLS over one, for a target that has a TLS
+//! configuration) with the parsing in [`crate::wire`], so that a subscriber costs one task,
+//! one socket, one read buffer and a few hundred bytes of state. A subscriber can also be
+//! one stream of an HTTP/2 connection that it shares with others ([`H2Pool`]): hyper's
+//! client connection does the framing, and the subscriber scans the DATA frames it gets.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
+use tokio::sync::OnceCell;
 
+use crate::tls::{self, Io};
 use crate::wire::{ChunkedDecoder, Frame, Scanner, parse_response_head};
 
 /// Where the server under test listens.
@@ -21,6 +32,21 @@ pub struct Target {
     pub host: String,
     /// Bearer token for `/publish`, if the server wants one.
     pub token: Option<String>,
+    /// For an HTTPS server: the TLS configuration every raw-client connection goes through
+    /// (trusting the server's certificate, offering `http/1.1` alone); `None` for plain HTTP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Target {
+    /// A plain-HTTP server at `addr`, its `Host` the address itself.
+    pub fn plain(addr: SocketAddr, token: Option<String>) -> Self {
+        Self {
+            addr,
+            host: addr.to_string(),
+            token,
+            tls: None,
+        }
+    }
 }
 
 /// How a stream's body is framed.
@@ -32,16 +58,34 @@ enum Body {
     UntilClose,
 }
 
+impl Body {
+    /// Whether a chunked body has ended.
+    fn finished(&self) -> bool {
+        matches!(self, Self::Chunked(d) if d.is_done())
+    }
+}
+
+/// Where a stream's bytes come from.
+enum Source {
+    /// A connection of its own, HTTP/1.1.
+    H1 {
+        /// The connection.
+        io: Io,
+        /// The read buffer; its size is the main per-connection cost, so callers choose it.
+        buf: Vec<u8>,
+        /// Body framing.
+        body: Body,
+    },
+    /// One stream of a shared HTTP/2 connection: its response body, DATA frame by frame.
+    H2(Incoming),
+}
+
 /// An open `GET /stream`.
 pub struct Subscriber {
-    /// The socket.
-    stream: TcpStream,
-    /// The read buffer; its size is the main per-connection cost, so callers choose it.
-    buf: Vec<u8>,
+    /// The stream's bytes.
+    source: Source,
     /// Body bytes that arrived with the head, handed out on the first read.
     leftover: Vec<u8>,
-    /// Body framing.
-    body: Body,
     /// Frame scanner.
     scanner: Scanner,
 }
@@ -82,6 +126,17 @@ impl Subscriber {
         buf_size: usize,
         rcvbuf: Option<u32>,
     ) -> Result<Self, OpenError> {
+        Self::open_path(target, "/stream", last_event_id, buf_size, rcvbuf).await
+    }
+
+    /// [`Self::open`] for `path` (`/stream` with a query, such as `?topic=t`).
+    pub async fn open_path(
+        target: &Target,
+        path: &str,
+        last_event_id: Option<&str>,
+        buf_size: usize,
+        rcvbuf: Option<u32>,
+    ) -> Result<Self, OpenError> {
         let socket = if target.addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
@@ -91,9 +146,9 @@ impl Subscriber {
             // Must be set before connecting for the window to be small from the start.
             socket.set_recv_buffer_size(size)?;
         }
-        let mut stream = socket.connect(target.addr).await?;
+        let mut io = tls::connect(target, socket).await?;
         let mut request = format!(
-            "GET /stream HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n",
             target.host
         );
         if let Some(id) = last_event_id {
@@ -102,11 +157,13 @@ impl Subscriber {
             request.push_str("\r\n");
         }
         request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await?;
+        io.write_all(request.as_bytes()).await?;
+        // TLS may hold the last record back until flushed; plain TCP has nothing to flush.
+        io.flush().await?;
         let mut head = Vec::with_capacity(512);
         let mut buf = vec![0u8; buf_size.max(512)];
         let (parsed, len) = loop {
-            let n = stream.read(&mut buf).await?;
+            let n = io.read(&mut buf).await?;
             if n == 0 {
                 return Err(OpenError::Io(io::ErrorKind::UnexpectedEof.into()));
             }
@@ -131,69 +188,98 @@ impl Subscriber {
         head.drain(..len);
         head.shrink_to_fit();
         Ok(Self {
-            stream,
-            buf,
+            source: Source::H1 { io, buf, body },
             leftover: head,
-            body,
             scanner: Scanner::new(),
         })
     }
 
     /// Reads once and passes every completed frame to `on_frame`.
     ///
-    /// Returns `Ok(false)` at the end of the stream (EOF or the last chunk).
+    /// Returns `Ok(false)` at the end of the stream (EOF, the last chunk, the end of the
+    /// HTTP/2 stream).
     pub async fn read_frames(&mut self, on_frame: &mut impl FnMut(Frame<'_>)) -> io::Result<bool> {
         if !self.leftover.is_empty() {
             let leftover = std::mem::take(&mut self.leftover);
-            self.feed(&leftover, on_frame)?;
-            return Ok(!self.finished());
-        }
-        let n = self.stream.read(&mut self.buf).await?;
-        if n == 0 {
-            return Ok(false);
+            return self.feed(&leftover, on_frame);
         }
         let Self {
-            buf, body, scanner, ..
+            source, scanner, ..
         } = self;
-        match body {
-            Body::Chunked(decoder) => decoder
-                .decode(&buf[..n], |bytes| scanner.feed(bytes, on_frame))
-                .map_err(io::Error::other)?,
-            Body::UntilClose => scanner.feed(&buf[..n], on_frame),
+        match source {
+            Source::H1 { io, buf, body } => {
+                let n = io.read(buf).await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                match body {
+                    Body::Chunked(decoder) => decoder
+                        .decode(&buf[..n], |bytes| scanner.feed(bytes, on_frame))
+                        .map_err(io::Error::other)?,
+                    Body::UntilClose => scanner.feed(&buf[..n], on_frame),
+                }
+                Ok(!body.finished())
+            }
+            Source::H2(incoming) => match incoming.frame().await {
+                None => Ok(false),
+                Some(Err(e)) => Err(io::Error::other(e)),
+                Some(Ok(frame)) => {
+                    // Trailers carry no events; only DATA frames are scanned.
+                    if let Some(data) = frame.data_ref() {
+                        scanner.feed(data, on_frame);
+                    }
+                    Ok(true)
+                }
+            },
         }
-        Ok(!self.finished())
     }
 
-    /// Feeds bytes that are already in memory.
-    fn feed(&mut self, bytes: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> io::Result<()> {
-        let Self { body, scanner, .. } = self;
-        match body {
-            Body::Chunked(decoder) => decoder
-                .decode(bytes, |b| scanner.feed(b, on_frame))
-                .map_err(io::Error::other),
-            Body::UntilClose => {
+    /// Feeds body bytes that are already in memory; `Ok(false)` if they end the body.
+    fn feed(&mut self, bytes: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) -> io::Result<bool> {
+        let Self {
+            source, scanner, ..
+        } = self;
+        match source {
+            Source::H1 {
+                body: Body::Chunked(decoder),
+                ..
+            } => {
+                decoder
+                    .decode(bytes, |b| scanner.feed(b, on_frame))
+                    .map_err(io::Error::other)?;
+                Ok(!decoder.is_done())
+            }
+            Source::H1 {
+                body: Body::UntilClose,
+                ..
+            }
+            | Source::H2(_) => {
                 scanner.feed(bytes, on_frame);
-                Ok(())
+                Ok(true)
             }
         }
-    }
-
-    /// Whether the chunked body has ended.
-    fn finished(&self) -> bool {
-        matches!(&self.body, Body::Chunked(d) if d.is_done())
     }
 
     /// Grows the kernel receive buffer, so that a subscriber that was stalled with a tiny
     /// one can drain what the server queued quickly (a 4 KiB window drains at a few hundred
     /// KB/s on loopback, because every window update waits for a delayed ACK).
     pub fn grow_receive_buffer(&self, bytes: usize) -> io::Result<()> {
-        nix::sys::socket::setsockopt(&self.stream, nix::sys::socket::sockopt::RcvBuf, &bytes)
+        let Source::H1 { io, .. } = &self.source else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "an HTTP/2 stream shares its connection's receive buffer",
+            ));
+        };
+        nix::sys::socket::setsockopt(io.tcp(), nix::sys::socket::sockopt::RcvBuf, &bytes)
             .map_err(io::Error::from)
     }
 
-    /// Replaces the read buffer, e.g. with a tiny one once a held stream only idles.
+    /// Replaces the read buffer, e.g. with a tiny one once a held stream only idles (an
+    /// HTTP/2 stream has none of its own: hyper reads its connection).
     pub fn set_buffer_size(&mut self, size: usize) {
-        self.buf = vec![0u8; size.max(64)];
+        if let Source::H1 { buf, .. } = &mut self.source {
+            *buf = vec![0u8; size.max(64)];
+        }
     }
 
     /// Reads until `pred` holds for a frame; `Ok(false)` if the stream ended first.
@@ -208,12 +294,87 @@ impl Subscriber {
     }
 }
 
+/// HTTP/2 connections to one server that subscribers share: subscriber `i` opens its stream
+/// on connection `i % connections`, which is made (TLS, ALPN `h2` only) when its first
+/// stream opens. The connections close once the pool and every stream on them are gone.
+pub struct H2Pool {
+    /// The server.
+    target: Target,
+    /// The TLS configuration offering `h2`.
+    tls: Arc<rustls::ClientConfig>,
+    /// One slot per connection, filled by the first stream that needs it.
+    conns: Vec<OnceCell<http2::SendRequest<Empty<Bytes>>>>,
+}
+
+impl H2Pool {
+    /// `connections` connections to `target` over `tls` (at least one).
+    pub fn new(target: Target, tls: Arc<rustls::ClientConfig>, connections: usize) -> Self {
+        Self {
+            target,
+            tls,
+            conns: (0..connections.max(1)).map(|_| OnceCell::new()).collect(),
+        }
+    }
+
+    /// Connections made so far.
+    pub fn connections(&self) -> usize {
+        self.conns.iter().filter(|c| c.initialized()).count()
+    }
+
+    /// Subscriber `i` opens `path` (`/stream...`) on its connection; returns once the
+    /// response head has been read.
+    pub async fn open(&self, i: usize, path: &str) -> Result<Subscriber, OpenError> {
+        let slot = &self.conns[i % self.conns.len()];
+        let mut sender = slot.get_or_try_init(|| self.handshake()).await?.clone();
+        let request = http::Request::get(format!("https://{}{path}", self.target.host))
+            .header(http::header::ACCEPT, "text/event-stream")
+            .body(Empty::new())
+            .map_err(|e| OpenError::Protocol(e.to_string()))?;
+        sender.ready().await.map_err(io::Error::other)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(io::Error::other)?;
+        if response.status() != http::StatusCode::OK {
+            return Err(OpenError::Status(response.status().as_u16()));
+        }
+        Ok(Subscriber {
+            source: Source::H2(response.into_body()),
+            leftover: Vec::new(),
+            scanner: Scanner::new(),
+        })
+    }
+
+    /// Makes one connection: TCP, TLS with ALPN `h2`, then HTTP/2's handshake; its driver
+    /// runs as a task of its own.
+    async fn handshake(&self) -> Result<http2::SendRequest<Empty<Bytes>>, OpenError> {
+        let target = Target {
+            tls: Some(self.tls.clone()),
+            ..self.target.clone()
+        };
+        let io = tls::dial(&target).await?;
+        let Io::Tls(stream) = io else {
+            return Err(OpenError::Protocol("HTTP/2 needs TLS here".into()));
+        };
+        if stream.get_ref().1.alpn_protocol() != Some(tls::H2) {
+            return Err(OpenError::Protocol("the server did not choose h2".into()));
+        }
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(io::Error::other)?;
+        // Ends by itself once every sender and response body of the connection is gone.
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+}
+
 /// A keep-alive connection that sends `POST /publish` requests one after another.
 pub struct Publisher {
     /// Where to connect (again, if the server closes the connection).
     target: Target,
     /// The connection, opened lazily.
-    stream: Option<TcpStream>,
+    stream: Option<Io>,
     /// Response bytes.
     buf: Vec<u8>,
 }
@@ -228,10 +389,24 @@ impl Publisher {
         }
     }
 
-    /// Publishes one event and returns its id; retries once on a fresh connection when the
-    /// kept-alive one was closed by the server.
+    /// Publishes one event without a topic and returns its id; retries once on a fresh
+    /// connection when the kept-alive one was closed by the server.
     pub async fn publish(&mut self, event: &str, data: &str) -> io::Result<String> {
-        let body = serde_json::json!({ "event": event, "data": data }).to_string();
+        self.publish_on(event, data, None).await
+    }
+
+    /// [`Self::publish`] on `topic` (none: the server's default topic).
+    pub async fn publish_on(
+        &mut self,
+        event: &str,
+        data: &str,
+        topic: Option<&str>,
+    ) -> io::Result<String> {
+        let body = match topic {
+            Some(topic) => serde_json::json!({ "event": event, "data": data, "topic": topic }),
+            None => serde_json::json!({ "event": event, "data": data }),
+        }
+        .to_string();
         let mut request = format!(
             "POST /publish HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
             self.target.host,
@@ -269,15 +444,14 @@ impl Publisher {
     /// [`Self::exchange`] without the timeout.
     async fn exchange_inner(&mut self, request: &[u8]) -> io::Result<String> {
         if self.stream.is_none() {
-            let stream = TcpStream::connect(self.target.addr).await?;
-            stream.set_nodelay(true)?;
-            self.stream = Some(stream);
+            self.stream = Some(tls::dial(&self.target).await?);
         }
         let stream = self
             .stream
             .as_mut()
             .ok_or_else(|| io::Error::other("no connection"))?;
         stream.write_all(request).await?;
+        stream.flush().await?;
         self.buf.clear();
         let mut chunk = [0u8; 2048];
         let (head, head_len) = loop {
@@ -337,12 +511,13 @@ impl Publisher {
 /// A one-shot `GET` with `Connection: close`, returning the body (for `/metrics`).
 pub async fn get(target: &Target, path: &str) -> io::Result<String> {
     let fetch = async {
-        let mut stream = TcpStream::connect(target.addr).await?;
+        let mut stream = tls::dial(target).await?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             target.host
         );
         stream.write_all(request.as_bytes()).await?;
+        stream.flush().await?;
         let mut raw = Vec::new();
         let mut chunk = [0u8; 8192];
         // Read the head, then the body by its framing: some servers keep the connection

@@ -8,9 +8,11 @@
 //! from the variants. It honours the parts of the contract the scenarios exercise: `retry`
 //! (drawn per connection within `--retry-jitter`) and `welcome` first, ids `<epoch>-<seq>`,
 //! `POST /publish` answering `202 {"id"}`, a history ring for `Last-Event-ID`, a `--queue`
-//! bound past which a lagging subscriber is disconnected, and `GET /metrics`. It skips
-//! validation, CORS, keep-alive comments, resets and the client limit, which cost nothing
-//! measurable per event.
+//! bound past which a lagging subscriber is disconnected, topics (`"topic"` on publish,
+//! `GET /stream?topic=SEL` selecting a topic, `PREFIX/*` or `*`, filtered per subscriber
+//! like the variants' broadcasts), a stream that ends when its client closes, and
+//! `GET /metrics`. It skips validation, CORS, keep-alive comments, resets and the client
+//! limit, which cost nothing measurable per event.
 
 use std::collections::VecDeque;
 use std::io;
@@ -69,9 +71,14 @@ pub struct LimitArgs {
 struct Encoded {
     /// The sequence number in this run.
     seq: u64,
+    /// The event's topic (`default` when published without one).
+    topic: Arc<str>,
     /// The whole HTTP chunk.
     bytes: Bytes,
 }
+
+/// The topic of an event published without one, as the variants name it.
+const DEFAULT_TOPIC: &str = "default";
 
 /// What publishing and subscribing share.
 struct Hub {
@@ -216,6 +223,8 @@ struct Request {
     content_length: usize,
     /// `Last-Event-ID`, or the `lastEventId` query parameter.
     last_event_id: Option<String>,
+    /// The `topic` query parameters: the stream's selectors (none: every topic).
+    topics: Vec<String>,
 }
 
 /// Serves one connection: any number of keep-alive requests, or one stream.
@@ -241,7 +250,7 @@ async fn connection(mut socket: TcpStream, hub: Arc<Hub>) -> io::Result<()> {
             ("GET", "/stream") => {
                 // The request buffer is not needed while streaming.
                 drop(buf);
-                return stream(socket, hub, request.last_event_id).await;
+                return stream(socket, hub, request.last_event_id, request.topics).await;
             }
             ("POST", "/publish") => {
                 while buf.len() < request.content_length {
@@ -308,6 +317,13 @@ fn parse_request(head: &[u8]) -> Request {
             .split('&')
             .find_map(|kv| kv.strip_prefix("lastEventId="))
             .map(str::to_owned),
+        // Topics and selectors are URL-safe as they are (`A-Za-z0-9_.:/@~-` and `*`), so
+        // the value is taken without percent-decoding.
+        topics: query
+            .split('&')
+            .filter_map(|kv| kv.strip_prefix("topic="))
+            .map(str::to_owned)
+            .collect(),
     };
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
@@ -329,6 +345,7 @@ fn publish(hub: &Hub, body: &[u8]) -> Result<String, String> {
     struct Publish {
         event: Option<String>,
         data: serde_json::Value,
+        topic: Option<String>,
     }
     let publish: Publish = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let data = match publish.data {
@@ -353,6 +370,7 @@ fn publish(hub: &Hub, body: &[u8]) -> Result<String, String> {
     frame.push('\n');
     let encoded = Encoded {
         seq,
+        topic: publish.topic.as_deref().unwrap_or(DEFAULT_TOPIC).into(),
         bytes: Bytes::from(chunk(frame.as_bytes())),
     };
     if inner.history.len() == hub.args.history {
@@ -401,11 +419,26 @@ fn chunk(payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether an event on `topic` is for a stream of `selectors`: every topic without any, else
+/// those that one of them selects (a topic exactly, `PREFIX/*` every topic under `PREFIX/`,
+/// `*` all).
+fn selected(selectors: &[String], topic: &str) -> bool {
+    selectors.is_empty()
+        || selectors.iter().any(|s| match s.strip_suffix("/*") {
+            _ if s == "*" => true,
+            Some(prefix) => topic
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/')),
+            None => s == topic,
+        })
+}
+
 /// Serves one SSE stream until the client leaves or lags.
 async fn stream(
     mut socket: TcpStream,
     hub: Arc<Hub>,
     last_event_id: Option<String>,
+    topics: Vec<String>,
 ) -> io::Result<()> {
     let after = last_event_id
         .as_deref()
@@ -429,7 +462,8 @@ async fn stream(
         );
         out.extend_from_slice(&chunk(welcome.as_bytes()));
         if let Some(after) = after {
-            for event in inner.history.iter().filter(|e| e.seq > after) {
+            let replayed = inner.history.iter().filter(|e| e.seq > after);
+            for event in replayed.filter(|e| selected(&topics, &e.topic)) {
                 out.extend_from_slice(&event.bytes);
             }
         }
@@ -441,8 +475,18 @@ async fn stream(
         drop(out);
         // Allocated on the first event: an idle held stream costs no batch memory.
         let mut batch: Vec<Bytes> = Vec::new();
+        // Anything the client sends after its request is ignored; its EOF ends the stream,
+        // so that a client that leaves is noticed without an event to write.
+        let mut probe = [0u8; 8];
         loop {
-            let first = match rx.recv().await {
+            let received = tokio::select! {
+                received = rx.recv() => received,
+                read = socket.read(&mut probe) => match read {
+                    Ok(0) | Err(_) => return Ok(()),
+                    Ok(_) => continue,
+                },
+            };
+            let first = match received {
                 Ok(event) => event,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     hub.lagged.fetch_add(1, Ordering::Relaxed);
@@ -451,13 +495,15 @@ async fn stream(
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             };
             // Drain what is already queued so that a burst costs one vectored write, not one
-            // each, without copying the shared bytes.
-            if first.seq > spliced {
+            // each, without copying the shared bytes. Events already sent from history, and
+            // events of other topics, are skipped.
+            let wanted = |e: &Encoded| e.seq > spliced && selected(&topics, &e.topic);
+            if wanted(&first) {
                 batch.push(first.bytes);
             }
             while batch.len() < 64 {
                 match rx.try_recv() {
-                    Ok(next) if next.seq <= spliced => {} // already sent from history
+                    Ok(next) if !wanted(&next) => {}
                     Ok(next) => batch.push(next.bytes),
                     Err(broadcast::error::TryRecvError::Lagged(_)) => {
                         hub.lagged.fetch_add(1, Ordering::Relaxed);
@@ -466,7 +512,9 @@ async fn stream(
                     Err(_) => break,
                 }
             }
-            write_all_vectored(&mut socket, &mut batch).await?;
+            if !batch.is_empty() {
+                write_all_vectored(&mut socket, &mut batch).await?;
+            }
         }
     }
     .await;
@@ -487,6 +535,28 @@ mod tests {
         let r = parse_request(b"POST /publish HTTP/1.1\r\ncontent-length: 12");
         assert_eq!(r.content_length, 12);
         assert_eq!(r.last_event_id, None);
+        assert!(r.topics.is_empty());
+        let r = parse_request(b"GET /stream?topic=a&lastEventId=x-1&topic=b/* HTTP/1.1");
+        assert_eq!(
+            (r.path.as_str(), r.topics.as_slice()),
+            ("/stream", &["a".to_owned(), "b/*".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn selectors_pick_topics_exactly_under_a_prefix_or_all() {
+        let sel = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(selected(&[], "anything"), "no selector: every topic");
+        assert!(selected(&sel(&["*"]), "x"));
+        assert!(selected(&sel(&["bench.1"]), "bench.1"));
+        assert!(!selected(&sel(&["bench.1"]), "bench.10"));
+        assert!(selected(&sel(&["a/*"]), "a/b/c"));
+        assert!(
+            !selected(&sel(&["a/*"]), "a"),
+            "a/* does not match a itself"
+        );
+        assert!(!selected(&sel(&["a/*"]), "ab/c"));
+        assert!(selected(&sel(&["x", "a/*"]), "a/b"), "the union");
     }
 
     #[test]

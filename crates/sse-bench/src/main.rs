@@ -16,6 +16,7 @@ mod runner;
 mod scenarios;
 mod server;
 mod stats;
+mod tls;
 mod wire;
 
 use std::process::ExitCode;

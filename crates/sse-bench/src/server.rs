@@ -60,7 +60,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `launch` on a free port and waits for its `listening on http://ADDR` line.
+    /// Starts `launch` on a free port and waits for its `listening on http://ADDR` line
+    /// (`https://` for a variant started with `--tls-cert`: the caller then gives the
+    /// target the TLS configuration to reach it with).
     pub async fn start(launch: &Launch, token: Option<String>) -> io::Result<Self> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -92,7 +94,11 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let addr = tokio::time::timeout(Duration::from_secs(20), async {
             while let Some(line) = lines.next_line().await? {
-                if let Some(addr) = line.trim().strip_prefix("listening on http://") {
+                let line = line.trim();
+                let addr = line
+                    .strip_prefix("listening on http://")
+                    .or_else(|| line.strip_prefix("listening on https://"));
+                if let Some(addr) = addr {
                     return addr
                         .parse::<SocketAddr>()
                         .map_err(|e| io::Error::other(format!("bad address {addr:?}: {e}")));
@@ -111,11 +117,7 @@ impl Server {
         Ok(Self {
             pid: child.id(),
             child: Some(child),
-            target: Target {
-                addr,
-                host: addr.to_string(),
-                token,
-            },
+            target: Target::plain(addr, token),
         })
     }
 
@@ -132,18 +134,17 @@ impl Server {
     /// `process_resident_memory_bytes` when there is no pid to read.
     pub async fn rss(&self) -> Option<u64> {
         if let Some(pid) = self.pid {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let kib: u64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            return Some(kib * 1024);
+            return status_bytes(pid, "VmRSS:");
         }
         let text = crate::client::get(&self.target, "/metrics").await.ok()?;
         crate::client::metric(&text, "process_resident_memory_bytes").map(|b| b as u64)
+    }
+
+    /// The most resident memory the process has had since it started, in bytes:
+    /// `/proc/<pid>/status` `VmHWM` (the kernel's high-water mark, so that no sampling can
+    /// miss a peak); `None` without a pid.
+    pub fn rss_peak(&self) -> Option<u64> {
+        status_bytes(self.pid?, "VmHWM:")
     }
 
     /// CPU time used so far (user + system), in seconds.
@@ -182,6 +183,23 @@ impl Server {
     }
 }
 
+/// A `/proc/<pid>/status` line of kilobytes (`VmRSS:`, `VmHWM:`), in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field_kib(&status, field).map(|kib| kib * 1024)
+}
+
+/// The value of `field` (`VmRSS:`) in the text of a `/proc/<pid>/status`, in KiB.
+fn status_field_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// CPU time process `pid` has used so far (user + system), in seconds, from
 /// `/proc/<pid>/stat`: the servers' and the Redis scenarios' `redis-server`'s.
 pub fn cpu_secs_of(pid: u32) -> Option<f64> {
@@ -215,6 +233,20 @@ mod tests {
             flags: flags.iter().map(|f| (*f).to_owned()).collect(),
             log: "x.log".into(),
         }
+    }
+
+    #[test]
+    fn status_fields_are_read_in_kib() {
+        let status = "Name:\tx\nVmHWM:\t   20480 kB\nVmRSS:\t    8192 kB\n";
+        assert_eq!(status_field_kib(status, "VmRSS:"), Some(8192));
+        assert_eq!(status_field_kib(status, "VmHWM:"), Some(20480));
+        assert_eq!(status_field_kib(status, "VmSwap:"), None);
+        let own = status_bytes(std::process::id(), "VmHWM:").expect("this process's peak");
+        let now = status_bytes(std::process::id(), "VmRSS:").expect("this process's RSS");
+        assert!(
+            own >= now,
+            "the high-water mark is at least the current RSS"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The publishers are paced by the slowest subscriber, so that nobody falls `--queue`
 //! behind: the figure is what the server can deliver to everyone, not how fast it can drop
 //! laggards. The Redis fan-out scenario measures the same way with the subscribers split
-//! over two instances ([`FanoutSizes::measure`]).
+//! over two instances ([`FanoutSizes::measure`]); the topics and http2 scenarios shape the
+//! same measurement otherwise ([`Shape`]: topics, a fixed publish rate, HTTP/2).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,10 +14,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::fleet::{Connected, Fleet, SubSpec};
+use super::fleet::{Connected, Fleet, SubSpec, topic};
 use super::record::{IDLE, Progress, Recorder, cpu_pct};
 use super::{Bench, Scenario};
-use crate::client::Publisher;
+use crate::client::{H2Pool, Publisher};
 use crate::now_us;
 use crate::report::{Row, f0, f1, mega};
 use crate::server::Server;
@@ -72,6 +73,65 @@ pub struct Fanout {
     pub lagged: Option<f64>,
 }
 
+impl Fanout {
+    /// Server CPU per accepted publish (µs): the window's CPU seconds over its publishes,
+    /// every delivery of the event in it.
+    pub fn cpu_us_per_publish(&self) -> Option<f64> {
+        per_event_us(self.server_cpu_pct?, self.publishes_per_sec)
+    }
+
+    /// Server CPU per delivered event (µs): the window's CPU seconds over its deliveries.
+    pub fn cpu_us_per_delivery(&self) -> Option<f64> {
+        per_event_us(self.server_cpu_pct?, self.events_per_sec)
+    }
+}
+
+/// Microseconds of CPU per event, at `cpu_pct` percent of a core and `per_sec` events a
+/// second; none without events.
+fn per_event_us(cpu_pct: f64, per_sec: f64) -> Option<f64> {
+    (per_sec > 0.0).then(|| cpu_pct / 100.0 / per_sec * 1e6)
+}
+
+/// How a fan-out measurement is shaped beyond the fan-out flags. The default is the fan-out
+/// scenario's: no topics, publishing as fast as the slowest subscriber allows, a
+/// connection per subscriber.
+#[derive(Clone, Default)]
+pub struct Shape {
+    /// Topics: subscriber `i` asks for topic `i % topics` alone and event `k` is published
+    /// on topic `k % topics`, so that each event matches `1 / topics` of the subscribers;
+    /// 0 publishes without a topic to subscribers of every topic.
+    pub topics: usize,
+    /// At most this many publishes a second, all publishers together (still no further
+    /// than the window ahead of the slowest subscriber); `None`: as fast as the window
+    /// allows.
+    pub rate: Option<f64>,
+    /// Subscribers over HTTP/2: they open their streams on shared connections, this many
+    /// streams to a connection, through this TLS configuration (offering `h2`).
+    pub h2: Option<(Arc<rustls::ClientConfig>, usize)>,
+}
+
+impl Shape {
+    /// The window in events that the publishers may run ahead of the slowest subscriber's
+    /// highest index. With topics, a subscriber that is fully caught up is still up to
+    /// `topics - 1` indexes behind the last published (those went to other topics), and the
+    /// servers count a subscriber's lag in events of every topic (one broadcast, filtered
+    /// per subscriber), so the window grows by the topics and no more.
+    fn window(&self, window: u64) -> u64 {
+        window + self.topics as u64
+    }
+
+    /// The topic event `k` is published on.
+    fn topic_of(&self, k: u64) -> Option<String> {
+        let topics = u64::try_from(self.topics).ok().filter(|t| *t > 0)?;
+        Some(topic(usize::try_from(k % topics).unwrap_or(0)))
+    }
+}
+
+/// HTTP/2 connections for `subs` streams at `per_conn` streams a connection (at least one).
+pub fn h2_connections(subs: usize, per_conn: usize) -> usize {
+    subs.div_ceil(per_conn.max(1)).max(1)
+}
+
 impl FanoutSizes {
     /// The chart's group for this scenario: delivered events per second.
     pub fn headline() -> Row<Fanout> {
@@ -81,8 +141,8 @@ impl FanoutSizes {
     }
 }
 
-/// What the publishers share: the next event index, the window they may not run past,
-/// and their tallies.
+/// What the publishers share: the next event index, the window they may not run past, the
+/// rate they may not exceed, and their tallies.
 struct Pace {
     /// Stops the publishers and the watcher.
     stop: CancellationToken,
@@ -92,6 +152,11 @@ struct Pace {
     slowest: AtomicU64,
     /// Events a publisher may be ahead of the slowest subscriber.
     window: u64,
+    /// Publishes a second at most, counted from `started`.
+    rate: Option<f64>,
+    /// When publishing started: event `k` is due `k / rate` seconds after it (tokio's clock,
+    /// which the sleeps use).
+    started: tokio::time::Instant,
     /// Publishes the server accepted.
     accepted: AtomicU64,
     /// Publishes that failed.
@@ -99,22 +164,32 @@ struct Pace {
 }
 
 impl Pace {
-    /// Publishers that may run `window` events ahead of the slowest subscriber.
-    fn new(window: u64) -> Self {
+    /// Publishers that may run `window` events ahead of the slowest subscriber, and publish
+    /// at most `rate` events a second.
+    fn new(window: u64, rate: Option<f64>) -> Self {
         Self {
             stop: CancellationToken::new(),
             next: AtomicU64::new(0),
             slowest: AtomicU64::new(0),
             window,
+            rate,
+            started: tokio::time::Instant::now(),
             accepted: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         }
     }
 
-    /// Takes the next event index, then waits until the slowest subscriber is within the
-    /// window of it; `None` if the publishers are stopped meanwhile.
+    /// Takes the next event index, then waits until it is due at the rate and the slowest
+    /// subscriber is within the window of it; `None` if the publishers are stopped
+    /// meanwhile.
     async fn claim(&self) -> Option<u64> {
         let k = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(due) = self.due(k) {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = self.stop.cancelled() => return None,
+            }
+        }
         while k > self
             .slowest
             .load(Ordering::Relaxed)
@@ -128,18 +203,26 @@ impl Pace {
         Some(k)
     }
 
+    /// When event `k` is due at the rate (none without a rate): `k / rate` seconds after
+    /// the start, so that a publisher that fell behind catches up instead of drifting.
+    fn due(&self, k: u64) -> Option<tokio::time::Instant> {
+        let rate = self.rate.filter(|r| *r > 0.0)?;
+        Some(self.started + Duration::from_secs_f64(k as f64 / rate))
+    }
+
     /// Publishes accepted so far.
     fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
 }
 
-/// One publisher: claims indexes and publishes them until stopped.
-async fn publish_paced(mut publisher: Publisher, pace: Arc<Pace>, payload: usize) {
+/// One publisher: claims indexes and publishes them, each on its topic, until stopped.
+async fn publish_paced(mut publisher: Publisher, pace: Arc<Pace>, payload: usize, shape: Shape) {
     while !pace.stop.is_cancelled() {
         let Some(k) = pace.claim().await else { return };
         let data = make_payload(now_us(), k, payload);
-        match publisher.publish("bench", &data).await {
+        let topic = shape.topic_of(k);
+        match publisher.publish_on("bench", &data, topic.as_deref()).await {
             Ok(_) => pace.accepted.fetch_add(1, Ordering::Relaxed),
             Err(_) => pace.errors.fetch_add(1, Ordering::Relaxed),
         };
@@ -214,6 +297,17 @@ impl FanoutSizes {
         servers: &[&Server],
         sidecar: &dyn Fn() -> Option<f64>,
     ) -> Measured {
+        self.measure_shaped(servers, sidecar, &Shape::default())
+            .await
+    }
+
+    /// [`Self::measure`], shaped by `shape`: topics, a rate, HTTP/2.
+    pub async fn measure_shaped(
+        &self,
+        servers: &[&Server],
+        sidecar: &dyn Fn() -> Option<f64>,
+        shape: &Shape,
+    ) -> Measured {
         let Some(first) = servers.first() else {
             return Measured {
                 fanout: Fanout::nothing(),
@@ -225,9 +319,15 @@ impl FanoutSizes {
         let mut progress = Vec::with_capacity(servers.len());
         for (server, subs) in servers.iter().zip(split(self.fanout_subs, servers.len())) {
             let fleet_progress = Arc::new(Progress::new(subs));
-            let spec = SubSpec::new(server.target.clone(), 16 * 1024)
+            let mut spec = SubSpec::new(server.target.clone(), 16 * 1024)
                 .recording(rec.clone())
-                .progress(fleet_progress.clone());
+                .progress(fleet_progress.clone())
+                .topics(shape.topics);
+            if let Some((tls, per_conn)) = &shape.h2 {
+                let conns = h2_connections(subs, *per_conn);
+                let pool = H2Pool::new(server.target.clone(), tls.clone(), conns);
+                spec = spec.over_h2(Arc::new(pool));
+            }
             fleets.push(Fleet::spawn(subs, &spec));
             progress.push(fleet_progress);
         }
@@ -237,12 +337,17 @@ impl FanoutSizes {
         }
         let connected = Connected::sum(&parts);
 
-        let pace = Arc::new(Pace::new(self.window));
+        let pace = Arc::new(Pace::new(shape.window(self.window), shape.rate));
         let watcher = tokio::spawn(watch_slowest(progress, pace.clone()));
         let publishers: Vec<_> = (0..self.publishers)
             .map(|_| {
                 let publisher = Publisher::new(first.target.clone());
-                tokio::spawn(publish_paced(publisher, pace.clone(), self.payload))
+                tokio::spawn(publish_paced(
+                    publisher,
+                    pace.clone(),
+                    self.payload,
+                    shape.clone(),
+                ))
             })
             .collect();
         tokio::time::sleep(Duration::from_secs_f64(self.fanout_warmup_secs)).await;
@@ -358,7 +463,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_publisher_waits_for_the_slowest_subscriber_to_come_within_the_window() {
-        let pace = Arc::new(Pace::new(2));
+        let pace = Arc::new(Pace::new(2, None));
         assert_eq!(pace.claim().await, Some(1));
         assert_eq!(pace.claim().await, Some(2));
         let waiting = tokio::spawn({
@@ -369,6 +474,77 @@ mod tests {
         assert!(!waiting.is_finished(), "event 3 is past 0 + window 2");
         pace.slowest.store(1, Ordering::Relaxed);
         assert_eq!(waiting.await.ok().flatten(), Some(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_spaces_the_claims_from_the_start() {
+        let pace = Pace::new(u64::MAX / 2, Some(100.0));
+        let started = tokio::time::Instant::now();
+        assert_eq!(pace.claim().await, Some(1));
+        assert_eq!(pace.claim().await, Some(2));
+        assert_eq!(pace.claim().await, Some(3));
+        // Event 3 is due 3/100 s after the start.
+        assert_eq!(started.elapsed(), Duration::from_millis(30));
+        assert_eq!(
+            Pace::new(1, None).due(5),
+            None,
+            "no rate, nothing is ever due later"
+        );
+    }
+
+    #[test]
+    fn events_go_round_robin_over_the_topics_and_widen_the_window_by_them() {
+        let shape = Shape {
+            topics: 100,
+            ..Shape::default()
+        };
+        assert_eq!(shape.topic_of(1).as_deref(), Some("bench.1"));
+        assert_eq!(shape.topic_of(100).as_deref(), Some("bench.0"));
+        assert_eq!(shape.topic_of(250).as_deref(), Some("bench.50"));
+        assert_eq!(shape.window(64), 164);
+        let plain = Shape::default();
+        assert_eq!(plain.topic_of(7), None);
+        assert_eq!(
+            plain.window(64),
+            64,
+            "the fan-out scenario's window is as it was"
+        );
+    }
+
+    #[test]
+    fn cpu_per_event_is_cpu_seconds_over_events() {
+        // 1.5 cores at 1,000 publishes/s delivered to 1,000 each.
+        let f = Fanout {
+            server_cpu_pct: Some(150.0),
+            publishes_per_sec: 1000.0,
+            events_per_sec: 1_000_000.0,
+            ..Fanout::nothing()
+        };
+        assert_eq!(f.cpu_us_per_publish(), Some(1500.0));
+        assert_eq!(f.cpu_us_per_delivery(), Some(1.5));
+        let idle = Fanout {
+            publishes_per_sec: 0.0,
+            ..f.clone()
+        };
+        assert_eq!(idle.cpu_us_per_publish(), None);
+        let unread = Fanout {
+            server_cpu_pct: None,
+            ..f
+        };
+        assert_eq!(unread.cpu_us_per_delivery(), None);
+    }
+
+    #[test]
+    fn streams_share_connections_rounded_up() {
+        assert_eq!(h2_connections(1000, 100), 10);
+        assert_eq!(h2_connections(1001, 100), 11);
+        assert_eq!(h2_connections(5, 100), 1);
+        assert_eq!(h2_connections(0, 100), 1);
+        assert_eq!(
+            h2_connections(10, 0),
+            10,
+            "no streams a connection counts as one"
+        );
     }
 
     #[test]
@@ -382,7 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_publisher_gives_up_when_stopped() {
-        let pace = Pace::new(0);
+        let pace = Pace::new(0, None);
         pace.stop.cancel();
         assert_eq!(pace.claim().await, None);
     }

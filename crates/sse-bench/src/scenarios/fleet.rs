@@ -1,6 +1,9 @@
 //! A fleet: many subscribers to one server, each a task that opens its stream, waits for
 //! `welcome`, then reads until the scenario stops it, feeding what it reads into the
 //! scenario's recorders. Every scenario but resume loads the server with one.
+//!
+//! A fleet's subscribers may each ask for one topic of several (`?topic=`, subscriber `i`
+//! the topic `i % topics`), and may share HTTP/2 connections instead of having one each.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::record::{PerEvent, Progress, Recorder};
-use crate::client::{Subscriber, Target};
+use crate::client::{H2Pool, Subscriber, Target};
 use crate::now_us;
 use crate::wire::{Frame, parse_payload};
 
@@ -35,6 +38,25 @@ pub struct SubSpec {
     progress: Option<Arc<Progress>>,
     /// Per-event first/last receive times.
     per_event: Option<Arc<PerEvent>>,
+    /// Topics the subscribers are spread over, one each; 0 for none (every topic).
+    topics: usize,
+    /// Shared HTTP/2 connections to open the streams on, instead of a connection each.
+    h2: Option<Arc<H2Pool>>,
+}
+
+/// The name of topic `j` of a scenario's topics (the publishers and the subscribers agree on
+/// it): `bench.<j>`.
+pub fn topic(j: usize) -> String {
+    format!("bench.{j}")
+}
+
+/// The path subscriber `i` opens when the subscribers are spread over `topics` topics
+/// (none: `/stream`, every topic).
+fn stream_path(i: usize, topics: usize) -> String {
+    match topics {
+        0 => "/stream".to_owned(),
+        n => format!("/stream?topic={}", topic(i % n)),
+    }
 }
 
 impl SubSpec {
@@ -47,6 +69,21 @@ impl SubSpec {
             rec: None,
             progress: None,
             per_event: None,
+            topics: 0,
+            h2: None,
+        }
+    }
+
+    /// Subscriber `i` asks for topic `i % topics` alone (0: every topic, as by default).
+    pub fn topics(self, topics: usize) -> Self {
+        Self { topics, ..self }
+    }
+
+    /// The subscribers open their streams on `pool`'s shared HTTP/2 connections.
+    pub fn over_h2(self, pool: Arc<H2Pool>) -> Self {
+        Self {
+            h2: Some(pool),
+            ..self
         }
     }
 
@@ -264,7 +301,7 @@ impl Fleet {
 /// Subscriber `i`: open (through the gate), wait for `welcome`, then read and record until
 /// cancelled or the stream ends.
 async fn subscriber(i: usize, crew: &Crew) -> SubEnd {
-    let mut sub = match open(crew).await {
+    let mut sub = match open(i, crew).await {
         Ok(sub) => sub,
         Err(error) => {
             crew.tally.fail(error);
@@ -283,13 +320,18 @@ async fn subscriber(i: usize, crew: &Crew) -> SubEnd {
     end
 }
 
-/// Opens one stream and reads up to its `welcome`, holding a gate permit meanwhile.
-async fn open(crew: &Crew) -> Result<Subscriber, String> {
+/// Opens subscriber `i`'s stream and reads up to its `welcome`, holding a gate permit
+/// meanwhile.
+async fn open(i: usize, crew: &Crew) -> Result<Subscriber, String> {
     let _permit = crew.gate.acquire().await;
+    let spec = &crew.spec;
+    let path = stream_path(i, spec.topics);
     tokio::time::timeout(Duration::from_secs(30), async {
-        let mut sub = Subscriber::open(&crew.spec.target, None, crew.spec.buf, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let opened = match &spec.h2 {
+            Some(pool) => pool.open(i, &path).await,
+            None => Subscriber::open_path(&spec.target, &path, None, spec.buf, None).await,
+        };
+        let mut sub = opened.map_err(|e| e.to_string())?;
         match sub.until(|f| f.event == b"welcome").await {
             Ok(true) => Ok(sub),
             Ok(false) => Err("stream ended before welcome".to_owned()),
@@ -320,6 +362,18 @@ async fn read_until_cancelled(i: usize, sub: &mut Subscriber, crew: &Crew) -> Su
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribers_spread_over_topics_round_robin_or_take_every_topic() {
+        assert_eq!(stream_path(7, 0), "/stream");
+        assert_eq!(stream_path(7, 100), "/stream?topic=bench.7");
+        assert_eq!(stream_path(107, 100), "/stream?topic=bench.7");
+        assert_eq!(stream_path(3, 1), "/stream?topic=bench.0");
+        let per_topic = (0..1000)
+            .filter(|i| stream_path(*i, 100) == "/stream?topic=bench.42")
+            .count();
+        assert_eq!(per_topic, 10, "1,000 over 100 topics is 10 a topic");
+    }
 
     #[test]
     fn only_ended_and_broken_streams_count_as_dropped() {
@@ -357,11 +411,7 @@ mod tests {
 
     /// A spec for tests: the target is never connected to.
     fn spec() -> SubSpec {
-        let target = Target {
-            addr: ([127, 0, 0, 1], 9).into(),
-            host: "127.0.0.1:9".into(),
-            token: None,
-        };
+        let target = Target::plain(([127, 0, 0, 1], 9).into(), None);
         SubSpec::new(target, 64)
     }
 

@@ -1,5 +1,6 @@
 //! Scenario 1, hold: many idle streams held open, for what one stream costs the server in
-//! memory and what idling costs it in CPU.
+//! memory and what idling costs it in CPU. The http2 scenario measures memory the same way
+//! ([`held`]) over HTTPS.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use super::fleet::{Connected, Fleet, SubSpec};
 use super::record::cpu_pct;
 use super::{Bench, Scenario};
 use crate::report::{Row, f0, f1, f2};
+use crate::server::Server;
 
 /// The sizes of scenario 1.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -53,6 +55,56 @@ impl HoldSizes {
     }
 }
 
+/// Streams held open, and the server's memory before and with them.
+pub struct Held {
+    /// The fleet holding them, still open.
+    pub fleet: Fleet,
+    /// How connecting went.
+    pub connected: Connected,
+    /// Server RSS before connecting (bytes).
+    pub rss_before: Option<u64>,
+    /// Server RSS with every stream open, after settling (bytes).
+    pub rss_after: Option<u64>,
+}
+
+impl Held {
+    /// (after - before) / open streams, in KiB.
+    pub fn per_stream_kib(&self) -> Option<f64> {
+        per_stream_kib(self.rss_before, self.rss_after, self.connected.ready)
+    }
+}
+
+/// Opens `n` idle streams to `server` as `spec` says (its read buffers shrunk once open),
+/// reading the server's RSS before and once they are all open and settled; `label` names
+/// them in the progress printed while they connect.
+pub async fn held(server: &Server, n: usize, spec: &SubSpec, label: &str) -> Held {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = server.rss().await;
+    // Held streams only idle, so each keeps a tiny read buffer once open.
+    let fleet = Fleet::spawn(n, &spec.clone().idle_buf(256));
+    let connected = fleet
+        .connected(label, Duration::from_secs(60 + n as u64 / 100))
+        .await;
+    // Let allocators and lazily grown buffers settle before reading memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = server.rss().await;
+    Held {
+        fleet,
+        connected,
+        rss_before,
+        rss_after,
+    }
+}
+
+/// Memory per stream in KiB: the growth from `before` to `after` over `streams`; none
+/// without both readings or without a stream.
+pub fn per_stream_kib(before: Option<u64>, after: Option<u64>, streams: usize) -> Option<f64> {
+    match (before, after) {
+        (Some(b), Some(a)) if streams > 0 => Some((a as f64 - b as f64) / 1024.0 / streams as f64),
+        _ => None,
+    }
+}
+
 impl Scenario for HoldSizes {
     type Outcome = Hold;
 
@@ -63,17 +115,15 @@ impl Scenario for HoldSizes {
     async fn run(&self, bench: &Bench<'_>) -> Hold {
         let server = bench.server;
         let n = self.hold;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss_before = server.rss().await;
-        // Held streams only idle, so each keeps a tiny read buffer once open.
-        let spec = SubSpec::new(server.target.clone(), 2048).idle_buf(256);
-        let fleet = Fleet::spawn(n, &spec);
-        let connected = fleet
-            .connected("hold", Duration::from_secs(60 + n as u64 / 100))
-            .await;
-        // Let allocators and lazily grown buffers settle before reading memory.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let rss_after = server.rss().await;
+        let spec = SubSpec::new(server.target.clone(), 2048);
+        let held = held(server, n, &spec, "hold").await;
+        let rss_per_stream_kib = held.per_stream_kib();
+        let Held {
+            fleet,
+            connected,
+            rss_before,
+            rss_after,
+        } = held;
         let cpu_before = server.cpu_secs();
         let idle = Instant::now();
         tokio::time::sleep(Duration::from_secs_f64(self.hold_idle_secs)).await;
@@ -81,12 +131,6 @@ impl Scenario for HoldSizes {
         let server_reported = server.metric("sse_connected_clients").await;
         let dropped = fleet.gone();
         fleet.stop().await;
-        let rss_per_stream_kib = match (rss_before, rss_after) {
-            (Some(b), Some(a)) if connected.ready > 0 => {
-                Some((a as f64 - b as f64) / 1024.0 / connected.ready as f64)
-            }
-            _ => None,
-        };
         Hold {
             requested: n,
             connected,
@@ -128,5 +172,29 @@ impl Scenario for HoldSizes {
                 h.idle_cpu_pct
             }),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_per_stream_is_the_growth_over_the_streams_open() {
+        let mib = 1024 * 1024;
+        assert_eq!(
+            per_stream_kib(Some(10 * mib), Some(30 * mib), 1024),
+            Some(20.0)
+        );
+        assert_eq!(
+            per_stream_kib(Some(30 * mib), Some(29 * mib), 1024),
+            Some(-1.0)
+        );
+        assert_eq!(per_stream_kib(None, Some(mib), 1), None);
+        assert_eq!(
+            per_stream_kib(Some(mib), Some(2 * mib), 0),
+            None,
+            "no stream open"
+        );
     }
 }

@@ -16,9 +16,11 @@
 //! wall clock. The load generator shares the two cores with the server, as it would on any
 //! single machine; that cost is the same for every server, and `limit` shows its ceiling.
 
+mod churn;
 mod fanout;
 mod fleet;
 mod hold;
+mod http2;
 mod latency;
 mod publish;
 mod record;
@@ -28,6 +30,7 @@ mod resume;
 mod slow;
 mod storm;
 mod targets;
+mod topics;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -91,10 +94,10 @@ pub fn chart() -> Vec<Figure> {
     ]
 }
 
-/// What the scenarios add to the markdown after the table: the storm's histograms, then the
-/// Redis scenarios' targets.
+/// What the scenarios add to the markdown after the table: the storm's histograms, the
+/// Redis scenarios' targets, the http2 layouts not measured, then the churn's target.
 pub fn appendix(run: &Run) -> String {
-    storm::histograms(run) + &targets::redis(run)
+    storm::histograms(run) + &targets::redis(run) + &http2::not_measured(run) + &targets::churn(run)
 }
 
 /// Declares the scenarios from one list of `Variant => key: Sizes` entries, each with the
@@ -205,6 +208,18 @@ registry! {
     /// redis-server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     RedisResume => redis_resume: redis_resume::RedisResumeSizes,
+    /// Fan-out and held-stream memory over HTTPS, HTTP/1.1 and HTTP/2, beside plain
+    /// HTTP/1.1 (limit: plain only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    Http2 => http2: http2::Http2Sizes,
+    /// Filtered fan-out: each subscriber on one of many topics, beside every subscriber on
+    /// every event, at one publish rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    Topics => topics: topics::TopicsSizes,
+    /// Tens of thousands of connections, a batch at a time, then none: whether RSS comes
+    /// back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    Churn => churn: churn::ChurnSizes,
 }
 
 #[cfg(test)]
@@ -229,6 +244,9 @@ mod tests {
             publish: Some(publish::Publish::default()),
             redis_fanout: Some(redis_fanout::RedisFanout::default()),
             redis_resume: Some(redis_resume::RedisResume::default()),
+            http2: Some(http2::Http2::default()),
+            topics: Some(topics::Topics::default()),
+            churn: Some(churn::Churn::default()),
             ..Outcomes::default()
         };
         let keys = serde_json::to_value(all_ran).expect("serialisable");
@@ -241,7 +259,16 @@ mod tests {
     fn newer_scenarios_that_did_not_run_leave_no_key_while_older_ones_keep_theirs() {
         let keys = serde_json::to_value(Outcomes::default()).expect("serialisable");
         let keys = keys.as_object().expect("an object");
-        for newer in ["storm", "publish", "redis_fanout", "redis_resume"] {
+        let newer = [
+            "storm",
+            "publish",
+            "redis_fanout",
+            "redis_resume",
+            "http2",
+            "topics",
+            "churn",
+        ];
+        for newer in newer {
             assert!(!keys.contains_key(newer), "{newer}");
         }
         assert_eq!(keys.get("resume"), Some(&serde_json::Value::Null));

@@ -1,11 +1,15 @@
-//! The Redis scenarios' targets, met or missed per server, for the markdown after the table:
-//! the issue "Several instances, one durable log" asks that the Redis hub keep at least
-//! 0.8 of the in-memory hub's fan-out and publish at least 0.5 of `redis-benchmark`'s XADD
-//! rate; the resume onto the other instance has no figure to reach, only correctness. Why
-//! a Redis scenario did not measure (no `redis-server`, `limit`) is listed after.
+//! The scenarios' targets, met or missed per server, for the markdown after the table.
+//!
+//! The Redis scenarios': the issue "Several instances, one durable log" asks that the Redis
+//! hub keep at least 0.8 of the in-memory hub's fan-out and publish at least 0.5 of
+//! `redis-benchmark`'s XADD rate; the resume onto the other instance has no figure to reach,
+//! only correctness. Why a Redis scenario did not measure (no `redis-server`, `limit`) is
+//! listed after. The churn's: issue 15 asks that RSS after 40,000 connections, none left,
+//! be within 10 MiB of RSS before them.
 
 use std::fmt::Write as _;
 
+use super::churn::TARGET_MIB as CHURN_TARGET;
 use super::redis_fanout::TARGET as FANOUT_TARGET;
 use crate::report::{Reader, Run, ServerResult, median, names};
 
@@ -24,7 +28,19 @@ struct Target {
     show: fn(f64) -> String,
 }
 
-/// The three targets, in the order shown.
+/// The churn's one target.
+fn churn_targets() -> Vec<Target> {
+    vec![Target {
+        label: format!(
+            "RSS after the churn, no client left, ≤ {CHURN_TARGET:.0} MiB above RSS before it"
+        ),
+        get: Box::new(|r: &ServerResult| r.outcomes.churn.as_ref()?.growth_mib()),
+        met: |growth| growth <= CHURN_TARGET,
+        show: |growth| format!("{growth:+.1} MiB"),
+    }]
+}
+
+/// The three Redis targets, in the order shown.
 fn targets() -> Vec<Target> {
     vec![
         Target {
@@ -81,16 +97,43 @@ fn not_measured(run: &Run) -> Vec<String> {
 /// each server that has its figure (the median over rounds), then why a scenario did not
 /// measure; empty when no Redis scenario ran.
 pub fn redis(run: &Run) -> String {
-    let targets = targets();
+    let mut out = section(
+        run,
+        "Redis targets (issue \"Several instances, one durable log\")",
+        &targets(),
+    );
+    let lines = not_measured(run);
+    if !lines.is_empty() {
+        let _ = write!(
+            out,
+            "\nRedis scenarios, parts not measured:\n\n{}\n",
+            lines.join("\n")
+        );
+    }
+    out
+}
+
+/// The markdown after the table for the churn scenario: its target, met or missed by each
+/// server that ran it; empty when it did not run.
+pub fn churn(run: &Run) -> String {
+    section(
+        run,
+        "Churn target (issue 15: 40,000 connections, none left)",
+        &churn_targets(),
+    )
+}
+
+/// A table of `targets` under `heading`, a column for each server that has a figure of one
+/// of them and a row for each target that some server has a figure of; empty when no
+/// server has any.
+fn section(run: &Run, heading: &str, targets: &[Target]) -> String {
     let servers: Vec<&str> = names(run)
         .into_iter()
         .filter(|name| targets.iter().any(|t| median(run, name, &t.get).is_some()))
         .collect();
     let mut out = String::new();
     if !servers.is_empty() {
-        out.push_str(
-            "\nRedis targets (issue \"Several instances, one durable log\"):\n\n| target |",
-        );
+        let _ = write!(out, "\n{heading}:\n\n| target |");
         for name in &servers {
             let _ = write!(out, " {name} |");
         }
@@ -115,14 +158,6 @@ pub fn redis(run: &Run) -> String {
             }
             out.push('\n');
         }
-    }
-    let lines = not_measured(run);
-    if !lines.is_empty() {
-        let _ = write!(
-            out,
-            "\nRedis scenarios, parts not measured:\n\n{}\n",
-            lines.join("\n")
-        );
     }
     out
 }
@@ -243,6 +278,37 @@ mod tests {
             "| resume on the other instance exact for every client | – | **missed** (1 failed) |"
         );
         assert!(!text.contains("limit"), "limit measured nothing: {text}");
+    }
+
+    #[test]
+    fn the_churn_target_is_met_within_ten_mib_and_missed_past_it() {
+        use crate::scenarios::churn::Churn;
+        let churned = |start: u64, after: u64| Churn {
+            rss_start: Some(start * 1024 * 1024),
+            rss_after: Some(after * 1024 * 1024),
+            ..Churn::default()
+        };
+        let mut axum = ServerResult::named("axum-stream-map");
+        axum.outcomes.churn = Some(churned(10, 20));
+        let mut actix = ServerResult::named("actix-push-loop");
+        actix.outcomes.churn = Some(churned(10, 21));
+        let text = churn(&run(vec![axum, actix, ServerResult::named("limit")]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "Churn target (issue 15: 40,000 connections, none left):"
+        );
+        assert_eq!(
+            lines[3], "| target | axum-stream-map | actix-push-loop |",
+            "{text}"
+        );
+        assert_eq!(
+            lines[5],
+            "| RSS after the churn, no client left, ≤ 10 MiB above RSS before it \
+             | met (+10.0 MiB) | **missed** (+11.0 MiB) |"
+        );
+        assert_eq!(churn(&run(vec![ServerResult::named("limit")])), "");
+        assert!(!redis(&run(vec![])).contains("Churn"));
     }
 
     #[test]
