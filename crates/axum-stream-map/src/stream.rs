@@ -2,9 +2,9 @@
 //!
 //! `GET /stream` builds one value and returns it: the `retry` frame, then `welcome`, then a
 //! `reset` when the hub needs one, then the replayed history, then the live broadcast, each a
-//! stream, chained in that order and mapped to axum's [`Event`]. Nothing here loops or awaits
-//! per event: axum polls the pipeline when the socket can take more, so backpressure comes
-//! for free, and the whole connection is one expression you can read top to bottom.
+//! stream, chained in that order and mapped to each event's frame. Nothing here loops or
+//! awaits per event: axum polls the pipeline when the socket can take more, so backpressure
+//! comes for free, and the whole connection is one expression you can read top to bottom.
 //!
 //! Where the idiom needs care:
 //! - The splice between replay and live is not this file's to get right: the hub hands out
@@ -19,17 +19,22 @@
 //!   comes filtered from sse-core).
 //! - The client's place in the connected-clients gauge is a guard moved into the pipeline:
 //!   when hyper drops the stream on disconnect, the guard drops with it.
+//! - The pipeline's items are the events' frames, encoded once by sse-core for every
+//!   subscriber, and the body is axum's plain `Body::from_stream`, not its `Sse`: `Sse` takes
+//!   only axum's own `Event`, a builder that encodes into a fresh buffer per subscriber, and
+//!   at 1,000 subscribers that was most of the server's work (docs/IDIOMS.md has the figures).
 
 use std::convert::Infallible;
 use std::future::ready;
 use std::iter::once;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use futures_util::stream::{self, StreamExt as _};
-use sse_core::Service;
+use sse_core::{Service, frame};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
@@ -39,7 +44,7 @@ use crate::Admitted;
 pub async fn stream(
     State(service): State<Arc<Service>>,
     Admitted(opening): Admitted,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> impl IntoResponse {
     // Live events until this subscriber lags past its queue; then the stream ends. Only
     // its topics pass: a filter, like any other step of the pipeline.
     let metrics = Arc::clone(&service.metrics);
@@ -54,39 +59,25 @@ pub async fn stream(
     })
     .filter(move |event| ready(topics.matches(&event.topic)));
 
-    // welcome, reset?, replay..., live...: the contract's order, as one chain.
+    // retry, welcome, reset?, replay..., live...: the contract's order, as one chain.
     let catch_up = once(opening.welcome)
         .chain(opening.reset)
         .chain(opening.replay);
     let events = stream::iter(catch_up)
         .chain(live)
-        .map(|event| to_axum(&event));
+        .map(|event| event.frame());
+    let frames = stream::once(ready(frame::retry(opening.retry)))
+        .chain(events)
+        .take_until(opening.end);
 
     let guard = opening.guard;
-    let pipeline = stream::once(ready(Event::default().retry(opening.retry)))
-        .chain(events)
-        .take_until(opening.end)
-        .map(move |event| {
-            // Owning the guard here ties the gauge to the stream's life.
-            let _connected = &guard;
-            Ok(event)
-        });
-
-    let keep_alive = KeepAlive::new()
-        .interval(service.config.keepalive)
-        .text("keep-alive");
-    Sse::new(pipeline).keep_alive(keep_alive)
-}
-
-/// One core event as axum's SSE event. sse-core has already validated the name and
-/// normalised the data to LF-separated lines, so none of axum's field asserts can fire.
-fn to_axum(event: &sse_core::Event) -> Event {
-    let mut out = Event::default();
-    if let Some(name) = event.name_str() {
-        out = out.event(name);
-    }
-    if let Some(id) = event.id_str() {
-        out = out.id(id);
-    }
-    out.data(&event.data)
+    let body = frame::keep_alive(frames, service.config.keepalive).map(move |frame| {
+        // Owning the guard here ties the gauge to the stream's life.
+        let _connected = &guard;
+        Ok::<_, Infallible>(frame)
+    });
+    (
+        [(CONTENT_TYPE, frame::CONTENT_TYPE)],
+        Body::from_stream(body),
+    )
 }

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::topic::Topic;
 
 /// Longest event name accepted from a publisher, in bytes.
@@ -20,7 +22,8 @@ pub const RESERVED_EVENT_NAMES: [&str; 2] = ["welcome", "reset"];
 
 /// One server-sent event, as every variant writes it.
 ///
-/// `id` is `None` for the connection's own frames (`welcome`, `reset`): an event without an
+/// The fields are public to read; an event is made only by [`Event::unsequenced`] and
+/// [`Draft::into_event`], so its [`Event::frame`] always matches them. `id` is `None` for the connection's own frames (`welcome`, `reset`): an event without an
 /// `id:` field leaves the browser's last event id alone, so those frames never move a
 /// client's resume point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,18 +37,41 @@ pub struct Event {
     /// What the event is about; subscribers choose topics with selectors. It is not on the
     /// wire (SSE has no field for it): the server filters by it.
     pub topic: Topic,
+    /// The frame on the wire, encoded once from the fields above (see [`crate::frame`]).
+    frame: Bytes,
 }
 
 impl Event {
+    /// An event with these fields, its frame encoded from them.
+    fn new(id: Option<EventId>, name: Option<EventName>, data: String, topic: Topic) -> Self {
+        let frame = crate::frame::encode(
+            id.as_ref().map(EventId::as_str),
+            name.as_ref().map(EventName::as_str),
+            &data,
+        );
+        Event {
+            id,
+            name,
+            data,
+            topic,
+            frame,
+        }
+    }
+
+    /// The event as it goes on the wire, shared: every subscriber writes these same bytes.
+    pub fn frame(&self) -> Bytes {
+        self.frame.clone()
+    }
+
     /// An event without an id, for the connection's own frames (every subscriber gets
     /// them, whatever its topics).
     pub fn unsequenced(name: EventName, data: impl Into<String>) -> Self {
-        Event {
-            id: None,
-            name: Some(name),
-            data: normalise_line_breaks(&data.into()),
-            topic: Topic::default_topic(),
-        }
+        Event::new(
+            None,
+            Some(name),
+            normalise_line_breaks(&data.into()),
+            Topic::default_topic(),
+        )
     }
 
     /// Where the event stands in the hub's sequence; 0 for the unsequenced frames, which
@@ -174,12 +200,7 @@ impl Draft {
 
     /// The stored event this draft becomes once the hub numbers it.
     pub fn into_event(self, id: EventId) -> Event {
-        Event {
-            id: Some(id),
-            name: self.name,
-            data: self.data,
-            topic: self.topic,
-        }
+        Event::new(Some(id), self.name, self.data, self.topic)
     }
 }
 

@@ -23,7 +23,10 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod cors;
+pub mod end;
 pub mod event;
+
+pub mod frame;
 pub mod hub;
 pub mod log;
 pub mod memory;

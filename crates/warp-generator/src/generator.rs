@@ -19,6 +19,10 @@
 //! - The live feed carries every topic; an `if` keeps the client's (its replay comes
 //!   filtered from sse-core).
 //! - warp wants the stream `Send + Sync` (see [`generator`]).
+//! - What it yields is each event's frame, encoded once by sse-core for every subscriber,
+//!   and the body is warp's plain `reply::stream`, not `sse::reply`: that takes only warp's
+//!   own `Event`, which encodes into a fresh `String` per subscriber, and at 1,000
+//!   subscribers that was most of the server's work (docs/IDIOMS.md has the figures).
 //! - Per-connection state is the generator's locals. The client's place in the
 //!   connected-clients gauge is a guard moved into the generator: when hyper drops the
 //!   response on disconnect, the generator drops, and the guard with it.
@@ -27,29 +31,32 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use async_stream::stream;
-use futures_util::Stream;
-use sse_core::{Opening, Service};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use sse_core::{Opening, Service, frame};
 use tokio::sync::broadcast::error::RecvError;
-use warp::sse::Event;
 
 /// `GET /stream`: the contract's event stream for one admitted client, as a generator with
-/// warp's keep-alive around it.
+/// keep-alive comments around it.
 pub fn stream(service: &Arc<Service>, opening: Opening) -> impl warp::Reply {
-    let keep_alive = warp::sse::keep_alive()
-        .interval(service.config.keepalive)
-        .text("keep-alive");
-    warp::sse::reply(keep_alive.stream(generator(Arc::clone(service), opening)))
+    let frames = generator(Arc::clone(service), opening);
+    let body = frame::keep_alive(frames, service.config.keepalive).map(Ok::<_, Infallible>);
+    warp::reply::with_header(
+        warp::reply::stream(body),
+        "content-type",
+        frame::CONTENT_TYPE,
+    )
 }
 
 /// One client's connection, as a generator of frames in contract order.
 ///
-/// `Sync` is warp's demand (`sse::reply` takes only `Send + Sync` streams). The generator
+/// `Sync` is warp's demand (`reply::stream` takes only `Send + Sync` streams). The generator
 /// keeps it by holding the `broadcast::Receiver` itself across its awaits: a boxed stream
 /// held there (`BroadcastStream`, say) is not `Sync`, and the generator would not compile.
 fn generator(
     service: Arc<Service>,
     opening: Opening,
-) -> impl Stream<Item = Result<Event, Infallible>> + Send + Sync + 'static {
+) -> impl Stream<Item = Bytes> + Send + Sync + 'static {
     let Opening {
         guard,
         retry,
@@ -65,13 +72,13 @@ fn generator(
         // keeps the stream: hyper drops it when the client goes or the generator returns.
         let _connected = guard;
 
-        yield Ok(Event::default().retry(retry));
-        yield Ok(to_warp(&welcome));
+        yield frame::retry(retry);
+        yield welcome.frame();
         if let Some(reset) = reset {
-            yield Ok(to_warp(&reset));
+            yield reset.frame();
         }
         for event in replay {
-            yield Ok(to_warp(&event));
+            yield event.frame();
         }
 
         // Live: one event per turn of the loop, and every reason to stop is a `return` next
@@ -88,7 +95,7 @@ fn generator(
             match received {
                 // The feed carries every topic; an `if` keeps the client's.
                 Ok(event) => if topics.matches(&event.topic) {
-                    yield Ok(to_warp(&event));
+                    yield event.frame();
                 },
                 // More than `--queue` behind: end the response; the browser reconnects with
                 // Last-Event-ID and gets the rest from history.
@@ -101,24 +108,4 @@ fn generator(
             }
         }
     }
-}
-
-/// One core event as warp's SSE event, written `field: value` as the spec's examples and the
-/// other variants write it.
-///
-/// warp writes `field:value`, with no space, and a client removes one space after the colon,
-/// so data that began with a space would arrive one space short. Starting every value, and
-/// every line of data, with a space of our own keeps such data intact. sse-core has already
-/// validated the name and normalised the data to LF-separated lines, which is all warp
-/// splits on, so every line of data gets its own `data: ` prefix.
-fn to_warp(event: &sse_core::Event) -> Event {
-    let mut out = Event::default();
-    if let Some(name) = event.name_str() {
-        out = out.event(format!(" {name}"));
-    }
-    if let Some(id) = event.id_str() {
-        out = out.id(format!(" {id}"));
-    }
-    // warp's Event owns its text, so each client copies it once, as it writes it.
-    out.data(format!(" {}", event.data.replace('\n', "\n ")))
 }
