@@ -30,10 +30,18 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt as _};
 use sse_core::Service;
+use sse_core::metrics::GaugeSpec;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::Admitted;
+
+/// This idiom's own figure on `/metrics`. It keeps no state outside the pipeline, so the
+/// figure is the connected clients again, counted by what holds them.
+pub static PIPELINES: GaugeSpec = GaugeSpec {
+    name: "sse_pipelines_open",
+    help: "Stream-map pipelines alive now (an sse-idioms extension).",
+};
 
 /// `GET /stream`: the contract's event stream for one admitted client, as one pipeline.
 pub async fn stream(
@@ -62,13 +70,17 @@ pub async fn stream(
         .chain(live)
         .map(|event| to_axum(&event));
 
-    let guard = opening.guard;
+    // The client's places in the connected-clients gauge and in the open pipelines.
+    let guards = (
+        opening.guard,
+        service.metrics.idiom_gauge(&PIPELINES).hold(),
+    );
     let pipeline = stream::once(ready(Event::default().retry(opening.retry)))
         .chain(events)
         .take_until(opening.end)
         .map(move |event| {
-            // Owning the guard here ties the gauge to the stream's life.
-            let _connected = &guard;
+            // Owning the guards here ties the gauges to the stream's life.
+            let _connected = &guards;
             Ok(event)
         });
 

@@ -28,9 +28,17 @@ use std::sync::Arc;
 
 use async_stream::stream;
 use futures_util::Stream;
+use sse_core::metrics::GaugeSpec;
 use sse_core::{Opening, Service};
 use tokio::sync::broadcast::error::RecvError;
 use warp::sse::Event;
+
+/// This idiom's own figure on `/metrics`. A connection's state is its generator's locals,
+/// so the figure is the connected clients again, counted by what holds them.
+pub static GENERATORS: GaugeSpec = GaugeSpec {
+    name: "sse_generators_running",
+    help: "Generators alive now, one per stream (an sse-idioms extension).",
+};
 
 /// `GET /stream`: the contract's event stream for one admitted client, as a generator with
 /// warp's keep-alive around it.
@@ -60,10 +68,11 @@ fn generator(
         topics,
         mut end,
     } = opening;
+    let running = service.metrics.idiom_gauge(&GENERATORS).hold();
     stream! {
-        // Owned by the generator, so the gauge counts this client exactly as long as warp
+        // Owned by the generator, so the gauges count this client exactly as long as warp
         // keeps the stream: hyper drops it when the client goes or the generator returns.
-        let _connected = guard;
+        let _connected = (guard, running);
 
         yield Ok(Event::default().retry(retry));
         yield Ok(to_warp(&welcome));
