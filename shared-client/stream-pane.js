@@ -374,7 +374,8 @@ export function mountStreamPane(container, options = {}) {
 // --- DOM helpers ----------------------------------------------------------
 
 // createElement with attributes; string children become text nodes, never markup.
-function el(tag, attributes = {}, ...children) {
+// Exported for the compare page's other modules, which build their DOM the same way.
+export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   node.append(...children);
