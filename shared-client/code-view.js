@@ -41,8 +41,10 @@ export async function mountCodeView(container, variant) {
   const file = await response.json();
   path.textContent = file.path;
   for (const [number, text] of String(file.source).split("\n").entries()) {
-    // An empty line still takes a line's height; a space keeps it from collapsing.
-    lines.append(el("li", { "data-line": String(number + 1) }, text || " "));
+    // Indentation at half width, so that a third of a screen shows more code; an empty
+    // line still takes a line's height (a space keeps it from collapsing).
+    const shown = text.replace(/^ +/, (indent) => " ".repeat(Math.ceil(indent.length / 2)));
+    lines.append(el("li", { "data-line": String(number + 1) }, shown || " "));
   }
   const buttons = new Map();
   for (const [moment, label] of MOMENTS) {

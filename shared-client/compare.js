@@ -96,7 +96,8 @@ function watchMetrics(variant, cells) {
   const shown = [...METRIC_FIGURES.map(([key, , name]) => [key, name]), ["idiom", variant.gauge]];
   async function poll() {
     try {
-      const response = await fetch(`${variant.direct}/metrics`, { credentials: "include" });
+      // no-store: each poll must be a fresh reading, never a cached one.
+      const response = await fetch(`${variant.direct}/metrics`, { credentials: "include", cache: "no-store" });
       const text = await response.text();
       for (const [key, name] of shown) {
         const value = sample(text, name);

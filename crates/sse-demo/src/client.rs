@@ -228,7 +228,8 @@ impl Subscriber {
 }
 
 /// A stream that reads its answer's first bytes (so it is surely subscribed) and then never
-/// reads again, through a small receive buffer: a reader that stopped reading.
+/// reads again, through a small receive buffer: a reader that stopped reading. It asks for
+/// `Connection: close`, so that once it does read, the stream's end is the socket's.
 pub async fn stalled(addr: SocketAddr, query: &str) -> io::Result<TcpStream> {
     bounded("opening a stalled stream", async {
         let socket = if addr.is_ipv4() {
@@ -240,7 +241,8 @@ pub async fn stalled(addr: SocketAddr, query: &str) -> io::Result<TcpStream> {
         socket.set_recv_buffer_size(STALLED_BUFFER)?;
         let mut stream = socket.connect(addr).await?;
         let head = format!(
-            "GET /stream?{query} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET /stream?{query} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+             Connection: close\r\n\r\n"
         );
         stream.write_all(head.as_bytes()).await?;
         // Up to the welcome, which the stream sends once it has joined the hub.

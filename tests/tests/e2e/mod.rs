@@ -1,13 +1,16 @@
 //! Support code for the browser tests (`browser.rs`): Chromium driven over WebDriver
 //! ([`chrome`]), the shared page read through its DOM hooks ([`pane`]), a TCP proxy whose
 //! connections a test can cut ([`proxy`]), a static server for pages of another origin
-//! ([`pages`]), and what every scenario works with ([`stage`]).
+//! ([`pages`]), what every scenario works with ([`stage`]), and the demo with its compare
+//! page ([`demo`], [`compare`]).
 //!
 //! Everything here reports problems as a sentence (`Outcome`), which becomes the trial's
 //! failure message, and every wait is [`wait_for`]: a condition polled until it holds or a
 //! bound runs out, never a fixed sleep.
 
 pub mod chrome;
+pub mod compare;
+pub mod demo;
 pub mod pages;
 pub mod pane;
 pub mod proxy;

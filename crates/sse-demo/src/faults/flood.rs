@@ -54,7 +54,7 @@ async fn flood(target: &Target, params: &Params) -> std::io::Result<Row> {
     let before = Metrics::read(target.addr()).await?;
     let slow = client::stalled(target.addr(), "topic=demo%2Fflood").await?;
     let began = Instant::now();
-    publish(target, params).await?;
+    let flood = publish(target, params).await?;
     let published_in = began.elapsed();
     let mid = Metrics::read(target.addr()).await?;
     let slow_ended = drain(slow).await;
@@ -65,7 +65,7 @@ async fn flood(target: &Target, params: &Params) -> std::io::Result<Row> {
         (lagged(now) > lagged(&before)).then_some(())
     })
     .await;
-    let delivered = delivered(target, began, params.events).await;
+    let delivered = delivered(target, began, &flood).await;
     let after = Metrics::read(target.addr()).await?;
     let measured = Measured {
         cut_during: mid.count("sse_lagged_disconnects_total")
@@ -79,8 +79,9 @@ async fn flood(target: &Target, params: &Params) -> std::io::Result<Row> {
     Ok(row(target, params, &measured))
 }
 
-/// Publishes `params.events` events over [`PUBLISHERS`] connections at once.
-async fn publish(target: &Target, params: &Params) -> std::io::Result<()> {
+/// Publishes `params.events` events over [`PUBLISHERS`] connections at once; returns their
+/// ids.
+async fn publish(target: &Target, params: &Params) -> std::io::Result<HashSet<String>> {
     let data = "f".repeat(params.bytes);
     let share = params.events.div_ceil(PUBLISHERS);
     let mut publishers = Vec::new();
@@ -90,41 +91,46 @@ async fn publish(target: &Target, params: &Params) -> std::io::Result<()> {
         let addr = target.addr();
         publishers.push(tokio::spawn(async move {
             let mut publisher = Publisher::connect(addr).await?;
+            let mut ids = Vec::with_capacity(last - first);
             for n in first..last {
-                publisher
-                    .publish("flood", TOPIC, &format!("{n} {data}"))
-                    .await?;
+                ids.push(
+                    publisher
+                        .publish("flood", TOPIC, &format!("{n} {data}"))
+                        .await?,
+                );
             }
-            Ok::<_, std::io::Error>(())
+            Ok::<_, std::io::Error>(ids)
         }));
     }
+    let mut ids = HashSet::with_capacity(params.events);
     for publisher in publishers {
-        publisher.await.map_err(std::io::Error::other)??;
+        ids.extend(publisher.await.map_err(std::io::Error::other)??);
     }
-    Ok(())
+    Ok(ids)
 }
 
-/// Waits until the page has received `events` distinct ids since `began` (at most
-/// [`DELIVERY`]); returns how many it got and when the last came.
-async fn delivered(target: &Target, began: Instant, events: usize) -> (usize, Option<Duration>) {
+/// Waits until the page has received every one of the `flood`'s ids (at most
+/// [`DELIVERY`]); returns how many it got, and when the last of them came after `began`.
+async fn delivered(
+    target: &Target,
+    began: Instant,
+    flood: &HashSet<String>,
+) -> (usize, Option<Duration>) {
     let count = || {
         target.relay.seen(|seen| {
-            let ids: Vec<(Instant, &str)> = seen
-                .ids
-                .iter()
-                .filter(|(at, _)| *at >= began)
-                .map(|(at, id)| (*at, id.as_str()))
-                .collect();
-            let distinct: HashSet<&str> = ids.iter().map(|(_, id)| *id).collect();
-            (
-                distinct.len(),
-                ids.last().map(|(at, _)| at.duration_since(began)),
-            )
+            let mut got = HashSet::new();
+            let mut last = None;
+            for (at, id) in seen.ids.iter().filter(|(at, _)| *at >= began) {
+                if flood.contains(id) && got.insert(id.as_str()) {
+                    last = Some(at.duration_since(began));
+                }
+            }
+            (got.len(), last)
         })
     };
     poll_until(DELIVERY, || {
         let (got, last) = count();
-        (got >= events).then_some((got, last))
+        (got >= flood.len()).then_some((got, last))
     })
     .await
     .unwrap_or_else(count)

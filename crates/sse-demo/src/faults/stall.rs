@@ -134,6 +134,12 @@ fn row(target: &Target, before: &Before, seen: &Watched, freed_entry: Option<Dur
             "idiom_freed_after_s",
             "idiom state freed after",
             seen.idiom.or(freed_entry),
+        )
+        .figure(
+            "freed_by_next_event",
+            "freed only by the next event",
+            freed_entry.is_some(),
+            "",
         );
     let bound = timeout + Duration::from_secs(1);
     row.ok = seen.counted.is_some_and(|at| at <= bound) && seen.freed.is_some();
