@@ -459,6 +459,10 @@ pub async fn max_clients_fault(browser: &Browser) -> Outcome {
             "the page refused",
         )?;
         want(
+            row.number("places_freed_after_s").is_some(),
+            "the places freed, timed",
+        )?;
+        want(
             row.number("recovered_after_s").is_some(),
             "the page back, timed",
         )

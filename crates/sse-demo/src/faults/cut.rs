@@ -14,7 +14,8 @@ use crate::client::{Publisher, Subscriber};
 
 /// The topic of the events published during the cut: one the page takes.
 const TOPIC: &str = "demo/cut";
-/// Events published while the network is down, on top of the ticker's.
+/// Events published as the network goes down, on top of the ticker's (and one more as it
+/// comes back).
 const DURING: usize = 3;
 /// How long the page may take to list what it missed once it is back.
 const CATCH_UP: Duration = Duration::from_secs(10);
@@ -44,24 +45,19 @@ async fn cut(target: &Target, params: &Params, last: &str) -> std::io::Result<Ro
     let cut_at = Instant::now();
     let dropped = target.relay.cut();
     let mut publisher = Publisher::connect(target.addr()).await?;
-    let mut published = Vec::new();
     for n in 1..=DURING {
-        published.push(
-            publisher
-                .publish(
-                    "cut",
-                    TOPIC,
-                    &format!("sent during the cut, {n} of {DURING}"),
-                )
-                .await?,
-        );
+        let data = format!("sent during the cut, {n} of {DURING}");
+        publisher.publish("cut", TOPIC, &data).await?;
     }
     let down = Duration::from_secs_f64(params.seconds);
     tokio::time::sleep(down.saturating_sub(cut_at.elapsed())).await;
+    // The last event of the cut: everything the page missed comes up to and with it.
+    let newest = publisher
+        .publish("cut", TOPIC, "sent as the network comes back")
+        .await?;
     let restored = Instant::now();
     target.relay.restore();
 
-    let newest = published.last().cloned().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + CATCH_UP;
     let expected = reference.ids_through(&newest, deadline).await?;
     let back = page_back(target, restored).await;

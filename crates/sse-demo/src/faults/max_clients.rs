@@ -87,6 +87,11 @@ async fn fill(target: &Target, held: &mut Vec<Subscriber>) -> Result<Row, String
     tokio::time::sleep(HOLD).await;
     let freed = Instant::now();
     held.clear();
+    // A place frees once the variant notices that one of the demo's streams is closed.
+    let places = poll_metrics(target.addr(), NOTICE, |now| {
+        (now.count("sse_connected_clients") < limit).then(|| freed.elapsed())
+    })
+    .await;
     let back = page_back(target, freed).await;
     let refusals = target.relay.seen(|seen| {
         seen.streams_since(back_in)
@@ -96,18 +101,31 @@ async fn fill(target: &Target, held: &mut Vec<Subscriber>) -> Result<Row, String
     let mut row = Row::new(target);
     row.figure("limit", "full at", limit, "streams")
         .figure("refused", "page refused", refusals as u64, "× 503")
+        .seconds("places_freed_after_s", "places free after", places)
         .seconds(
             "recovered_after_s",
             "page back after",
             back.as_ref().map(|s| s.at.duration_since(freed)),
         );
     row.ok = refused.is_some() && back.is_some();
+    let noticed = match places {
+        Some(at) if at <= Duration::from_secs(1) => {
+            "the variant noticed the demo's closed streams at once".to_owned()
+        }
+        Some(at) => format!(
+            "the variant noticed the demo's closed streams only {:.1} s later, at its next \
+             write to them (on a quiet topic, a keep-alive)",
+            at.as_secs_f64()
+        ),
+        None => "the variant did not notice the demo's closed streams in time".to_owned(),
+    };
     row.note = if row.ok {
-        "sse-core refused the page before any idiom code ran; the page backed off with jitter \
-         and joined again once places were free"
-            .to_owned()
+        format!(
+            "sse-core refused the page before any idiom code ran; {noticed}; the page backed \
+             off with jitter and joined again"
+        )
     } else {
-        "the page was not refused, or did not come back, in time".to_owned()
+        format!("the page was not refused, or did not come back, in time; {noticed}")
     };
     Ok(row)
 }

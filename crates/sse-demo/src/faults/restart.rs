@@ -17,6 +17,8 @@ use crate::client::Subscriber;
 const COMPARED: usize = 3;
 /// How long the page may take to list them.
 const CATCH_UP: Duration = Duration::from_secs(15);
+/// A stop that takes longer than this is worth a word in the row.
+const SLOW_STOP: Duration = Duration::from_secs(1);
 
 /// Runs the fault against one variant.
 pub async fn run(target: &Target) -> Row {
@@ -76,10 +78,10 @@ pub async fn run(target: &Target) -> Row {
     );
     row.ok = back.resume_from.as_deref() == Some(last.as_str())
         && exact.as_ref().is_none_or(Result::is_ok);
-    row.note = match (reset, exact) {
+    let outcome = match (reset, exact) {
         (Some(reason), _) => format!(
-            "the new run could not place {last} (reset: {reason}): its log began with it, so the \
-             page was told, and got the new run's history"
+            "the new run keeps a new log (a new epoch), so it cannot place {last}: it said so \
+             with a reset ({reason}) and sent its own history"
         ),
         (None, Some(Ok(n))) => format!(
             "the log outlived the process: the page resumed after {last} with no reset, and its \
@@ -88,7 +90,26 @@ pub async fn run(target: &Target) -> Row {
         (None, Some(Err(why))) => why,
         (None, None) => String::new(),
     };
+    row.note = format!("{outcome}{}", slow_stop(target, restarted.stopped));
     row
+}
+
+/// What a slow stop says about the framework, if the old run took a while.
+fn slow_stop(target: &Target, stopped: Duration) -> String {
+    if stopped < SLOW_STOP {
+        return String::new();
+    }
+    let why = match target.variant.name {
+        "actix-push-loop" => {
+            "actix waits up to its shutdown timeout (3 s) for open connections, an idle \
+             keep-alive one included, though the broadcaster ended every stream at once"
+        }
+        _ => "the framework waited for connections still open",
+    };
+    format!(
+        ". Its old run took {:.1} s to stop: {why}",
+        stopped.as_secs_f64()
+    )
 }
 
 /// A reset's reason, from its JSON data.
