@@ -10,8 +10,9 @@ import { mountStreamPane, el } from "./stream-pane.js";
 import { mountCodeView } from "./code-view.js";
 import { mountFaults } from "./faults.js";
 
-// How often each variant's /metrics is read.
+// How often each variant's /metrics is read, and how long one reading may take.
 const METRICS_EVERY_MS = 1000;
+const METRICS_TIMEOUT_MS = 2000;
 
 // What each idiom's own gauge counts, by its name on /metrics.
 const IDIOM_GAUGES = {
@@ -92,12 +93,21 @@ function sample(text, name) {
 
 // Polls a variant's own /metrics (not through the demo's relay, so that a cut
 // network does not hide it); a variant that stopped answering shows as down.
+// One poll at a time, each bounded, so that a variant that hangs cannot pile
+// requests up in the browser's connection pool.
 function watchMetrics(variant, cells) {
   const shown = [...METRIC_FIGURES.map(([key, , name]) => [key, name]), ["idiom", variant.gauge]];
+  let polling = false;
   async function poll() {
+    if (polling) return;
+    polling = true;
     try {
       // no-store: each poll must be a fresh reading, never a cached one.
-      const response = await fetch(`${variant.direct}/metrics`, { credentials: "include", cache: "no-store" });
+      const response = await fetch(`${variant.direct}/metrics`, {
+        credentials: "include",
+        cache: "no-store",
+        signal: AbortSignal.timeout(METRICS_TIMEOUT_MS),
+      });
       const text = await response.text();
       for (const [key, name] of shown) {
         const value = sample(text, name);
@@ -107,6 +117,8 @@ function watchMetrics(variant, cells) {
       }
     } catch {
       for (const [key] of shown) cells[key].textContent = "down";
+    } finally {
+      polling = false;
     }
   }
   poll();

@@ -447,7 +447,10 @@ pub async fn max_clients_fault(browser: &Browser) -> Outcome {
         |view| {
             view.done("max-clients")
                 .is_some_and(|rows| rows.len() == 3 && rows.values().all(|r| r.state == "done"))
-                && view.columns.iter().all(|c| c.pane.0 == "open")
+                && view.columns.iter().all(|c| {
+                    // The column's own figure too: it must follow the pane, not lag it.
+                    c.pane.0 == "open" && c.figures.get("state").is_some_and(|s| s == "open")
+                })
         },
     )
     .await?;
