@@ -410,8 +410,13 @@ mod tests {
             problem.contains("`events` is for the flood fault only"),
             "{problem}"
         );
-        let too_many = asked(r#"{"events": 20001}"#).expect("valid");
-        assert!(params(Fault::Flood, &too_many).is_err());
+        for events in [0, 20_001] {
+            let out_of_range = asked(&format!(r#"{{"events": {events}}}"#)).expect("valid");
+            assert!(
+                params(Fault::Flood, &out_of_range).is_err(),
+                "{events} events"
+            );
+        }
         let too_short = asked(r#"{"seconds": 0.1}"#).expect("valid");
         assert!(params(Fault::Cut, &too_short).is_err());
         let unknown = asked(r#"{"eventz": 1}"#).expect_err("unknown field");
