@@ -30,8 +30,8 @@ mod client;
 pub mod code;
 mod control;
 mod faults;
-mod relay;
-mod watch;
+pub mod relay;
+pub mod watch;
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;

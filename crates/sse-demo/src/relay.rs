@@ -8,6 +8,7 @@
 //! the relay reads both directions ([`crate::watch`]) and keeps a [`Seen`]: the page's stream
 //! requests, how each was answered, and every id delivered.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +18,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::watch::{EventScanner, Piece, Request, Requests, Responses, Seen};
+use crate::watch::{EventScanner, Piece, Request, Requests, Responses, Scanned, Seen};
 
 /// The relay's read buffer, per direction and connection.
 const BUFFER: usize = 16 * 1024;
@@ -140,87 +141,103 @@ async fn relay(page: TcpStream, shared: Arc<Shared>) {
     let _ = variant.set_nodelay(true);
     let (from_page, mut to_page) = page.into_split();
     let (from_variant, mut to_variant) = variant.into_split();
-    // The requests this connection carries, oldest first, to pair with their responses:
-    // browsers send the next request only once the previous response has come.
-    let pending = Mutex::new(std::collections::VecDeque::new());
+    let pending = Pending::default();
     let upstream = forward_requests(from_page, &mut to_variant, &pending);
     let downstream = forward_responses(from_variant, &mut to_page, &pending, &shared);
     tokio::join!(upstream, downstream);
 }
 
-/// Copies the page's bytes to the variant, noting each request on the way.
-async fn forward_requests(
+/// Copies `from` to `to` until either side ends, calling `before` with each chunk before it
+/// is written and `after` with what `before` returned once it is; then passes the end on, as
+/// a network path would.
+async fn copy_watching<T>(
     mut from: OwnedReadHalf,
     to: &mut OwnedWriteHalf,
-    pending: &Mutex<std::collections::VecDeque<Request>>,
+    mut before: impl FnMut(&[u8]) -> T,
+    mut after: impl FnMut(T),
 ) {
-    let mut requests = Requests::default();
     let mut buffer = vec![0u8; BUFFER];
     loop {
         let read = match from.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
             Ok(read) => read,
         };
-        let chunk = &buffer[..read];
-        // Noted before the variant can see the request, so before its response can come.
-        lock(pending).extend(requests.feed(chunk));
-        if to.write_all(chunk).await.is_err() {
+        let noted = before(&buffer[..read]);
+        if to.write_all(&buffer[..read]).await.is_err() {
             break;
         }
+        after(noted);
     }
     let _ = to.shutdown().await;
 }
 
-/// Copies the variant's bytes to the page, noting what each stream delivers.
+/// Copies the page's bytes to the variant, noting each request on the way: before the
+/// variant can see a request, so before its response can come.
+async fn forward_requests(from: OwnedReadHalf, to: &mut OwnedWriteHalf, pending: &Pending) {
+    let mut requests = Requests::default();
+    let note = |chunk: &[u8]| lock(pending).extend(requests.feed(chunk));
+    copy_watching(from, to, note, |()| {}).await;
+}
+
+/// Copies the variant's bytes to the page, noting what each stream delivers once it is
+/// written: what the page had when a cut came is what it resumes after.
 async fn forward_responses(
-    mut from: OwnedReadHalf,
+    from: OwnedReadHalf,
     to: &mut OwnedWriteHalf,
-    pending: &Mutex<std::collections::VecDeque<Request>>,
+    pending: &Pending,
     shared: &Shared,
 ) {
-    let mut responses = Responses::default();
-    // The stream the current response answers, and its reader: `None` for other responses.
-    let mut stream: Option<(u64, EventScanner)> = None;
-    let mut buffer = vec![0u8; BUFFER];
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => read,
-        };
-        let chunk = &buffer[..read];
-        let mut events = Vec::new();
-        for piece in responses.feed(chunk) {
-            match piece {
-                Piece::Head {
-                    status,
-                    event_stream,
-                } => {
-                    let request = lock(pending).pop_front().unwrap_or_default();
-                    stream = None;
-                    if request.is_stream {
-                        let number = lock(&shared.seen).open(&request, status);
-                        // A refusal's JSON is no event stream: nothing to scan in it.
-                        stream = event_stream.then(|| (number, EventScanner::default()));
-                    }
-                }
-                Piece::Body(body) => {
-                    if let Some((number, scanner)) = stream.as_mut() {
-                        events.extend(scanner.feed(&body).into_iter().map(|e| (*number, e)));
-                    }
-                }
-            }
-        }
-        if to.write_all(chunk).await.is_err() {
-            break;
-        }
-        // Noted once written: what the page had when a cut came is what it resumes after.
+    let mut watch = ResponseWatch::default();
+    let read = |chunk: &[u8]| watch.feed(chunk, pending, shared);
+    let record = |events: Vec<(u64, Scanned)>| {
         if !events.is_empty() {
             let mut seen = lock(&shared.seen);
             for (number, event) in &events {
                 seen.event(*number, event);
             }
         }
+    };
+    copy_watching(from, to, read, record).await;
+}
+
+/// The requests a connection carries, oldest first, to pair with their responses: browsers
+/// send the next request only once the previous response has come.
+type Pending = Mutex<VecDeque<Request>>;
+
+/// Reads a connection's responses as they go to the page.
+#[derive(Default)]
+struct ResponseWatch {
+    /// Splits the bytes into responses.
+    responses: Responses,
+    /// The stream the current response answers, and its reader; `None` for other responses.
+    stream: Option<(u64, EventScanner)>,
+}
+
+impl ResponseWatch {
+    /// Reads one chunk: notes each stream request's answer; returns the events delivered.
+    fn feed(&mut self, chunk: &[u8], pending: &Pending, shared: &Shared) -> Vec<(u64, Scanned)> {
+        let mut events = Vec::new();
+        for piece in self.responses.feed(chunk) {
+            match piece {
+                Piece::Head {
+                    status,
+                    event_stream,
+                } => {
+                    let request = lock(pending).pop_front().unwrap_or_default();
+                    self.stream = None;
+                    if request.is_stream {
+                        let number = lock(&shared.seen).open(&request, status);
+                        // A refusal's JSON is no event stream: nothing to scan in it.
+                        self.stream = event_stream.then(|| (number, EventScanner::default()));
+                    }
+                }
+                Piece::Body(body) => {
+                    if let Some((number, scanner)) = self.stream.as_mut() {
+                        events.extend(scanner.feed(&body).into_iter().map(|e| (*number, e)));
+                    }
+                }
+            }
+        }
+        events
     }
-    // Pass the variant's end of the stream on, as a network path would.
-    let _ = to.shutdown().await;
 }

@@ -26,6 +26,8 @@ pub struct Request {
     /// The id it resumes from: the `Last-Event-ID` header, else the `lastEventId` query
     /// parameter the pane sends when it reconnects by itself.
     pub resume_from: Option<String>,
+    /// The `Last-Event-ID` header alone: what the browser's own reconnect sends.
+    pub last_event_id: Option<String>,
 }
 
 /// One of the page's stream requests and what came back.
@@ -35,6 +37,8 @@ pub struct StreamSeen {
     pub at: Instant,
     /// Where it resumed from.
     pub resume_from: Option<String>,
+    /// Its `Last-Event-ID` header, if it had one.
+    pub last_event_id: Option<String>,
     /// The answer's status.
     pub status: u16,
     /// When the first event with an id came through.
@@ -68,6 +72,7 @@ impl Seen {
         self.streams.push_back(StreamSeen {
             at: Instant::now(),
             resume_from: request.resume_from.clone(),
+            last_event_id: request.last_event_id.clone(),
             status,
             first_event: None,
             reset: None,
@@ -173,11 +178,11 @@ fn request(head: &str) -> Request {
     let from_query = form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "lastEventId")
         .map(|(_, value)| value.into_owned());
+    let last_event_id = header(head, "last-event-id").map(str::to_owned);
     Request {
         is_stream: path == "/stream",
-        resume_from: header(head, "last-event-id")
-            .map(str::to_owned)
-            .or(from_query),
+        resume_from: last_event_id.clone().or(from_query),
+        last_event_id,
     }
 }
 
@@ -533,6 +538,7 @@ mod tests {
         let request = Request {
             is_stream: true,
             resume_from: Some("a-1".into()),
+            last_event_id: None,
         };
         let number = seen.open(&request, 200);
         let event = |name: &str, id: Option<&str>| Scanned {

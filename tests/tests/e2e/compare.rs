@@ -7,13 +7,12 @@
 //! A [`CompareView`] is one snapshot taken by one script, so that its parts agree.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use fantoccini::Locator;
 use serde_json::Value;
 
 use super::chrome::Browser;
-use super::{Context, Outcome, wait_for};
+use super::{Context, Outcome, Snapshot};
 
 /// Reads the whole page in one go.
 const SNAPSHOT: &str = r#"
@@ -118,9 +117,8 @@ pub struct CompareView {
     pub status: String,
 }
 
-impl CompareView {
-    /// Takes a snapshot of the compare page.
-    pub async fn read(browser: &Browser) -> Outcome<CompareView> {
+impl Snapshot for CompareView {
+    async fn take(browser: &Browser) -> Outcome<CompareView> {
         let json = browser.run(SNAPSHOT, vec![]).await?;
         let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
         let columns = json["columns"]
@@ -176,6 +174,12 @@ impl CompareView {
         })
     }
 
+    fn summary(&self) -> String {
+        self.describe()
+    }
+}
+
+impl CompareView {
     /// The rows of `fault`'s table, once it is done.
     pub fn done(&self, fault: &str) -> Option<&BTreeMap<String, ResultRow>> {
         self.tables
@@ -234,24 +238,6 @@ fn numbers(json: &Value) -> Vec<u64> {
     json.as_array()
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default()
-}
-
-/// Waits until the page satisfies `condition`, at most `bound`; returns that snapshot.
-pub async fn wait_until(
-    browser: &Browser,
-    what: &str,
-    bound: Duration,
-    condition: impl Fn(&CompareView) -> bool,
-) -> Outcome<CompareView> {
-    wait_for(what, bound, async || {
-        let view = CompareView::read(browser).await?;
-        Ok(if condition(&view) {
-            Ok(view)
-        } else {
-            Err(view.describe())
-        })
-    })
-    .await
 }
 
 /// Presses a fault's button from the keyboard, as a person without a mouse would: focus

@@ -64,6 +64,32 @@ pub async fn wait_for<T>(
     }
 }
 
+/// What a page shows, read in one script, so that its parts agree with each other.
+pub trait Snapshot: Sized {
+    /// Takes one.
+    async fn take(browser: &chrome::Browser) -> Outcome<Self>;
+    /// A summary for failure messages.
+    fn summary(&self) -> String;
+}
+
+/// Waits until the page's [`Snapshot`] satisfies `condition`, at most `bound`; returns it.
+pub async fn wait_until_shown<S: Snapshot>(
+    browser: &chrome::Browser,
+    what: &str,
+    bound: Duration,
+    condition: impl Fn(&S) -> bool,
+) -> Outcome<S> {
+    wait_for(what, bound, async || {
+        let shown = S::take(browser).await?;
+        Ok(if condition(&shown) {
+            Ok(shown)
+        } else {
+            Err(shown.summary())
+        })
+    })
+    .await
+}
+
 /// `target/e2e/`, where screenshots go, created if needed.
 ///
 /// The target directory is `CARGO_TARGET_DIR` when set (cargo passes it on to tests only if

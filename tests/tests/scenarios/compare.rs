@@ -17,7 +17,7 @@ use crate::e2e::chrome::Browser;
 use crate::e2e::compare::{self, Column, CompareView, ResultRow};
 use crate::e2e::demo::Demo;
 use crate::e2e::stage::ensure;
-use crate::e2e::{Outcome, artifacts_dir, wait_for};
+use crate::e2e::{Outcome, Snapshot, artifacts_dir, wait_for, wait_until_shown};
 use crate::{PAGE_READY, RETRY_MS};
 
 /// The variants, in the page's column order.
@@ -59,11 +59,11 @@ async fn open(browser: &Browser, flags: &[&str], variant_flags: &[&str]) -> Outc
             .and_then(|v| v.parse::<f64>().ok())
             .is_some_and(|n| n >= 1.0)
     };
-    compare::wait_until(
+    wait_until_shown(
         browser,
         "three columns, each pane open and counted by its variant's /metrics, the code at the join",
         PAGE_READY,
-        |view| {
+        |view: &CompareView| {
             view.columns.len() == 3
                 && view.columns.iter().all(|c| {
                     c.pane.0 == "open"
@@ -101,14 +101,13 @@ async fn size_viewport(browser: &Browser) -> Outcome {
         .map_err(|e| format!("sizing the window: {e}"))
 }
 
-/// Presses `fault` and waits until its table is done; returns the page then.
-async fn run_fault(browser: &Browser, fault: &str) -> Outcome<CompareView> {
-    compare::press(browser, fault).await?;
-    compare::wait_until(
+/// Waits until `fault`'s table is done, with a row for each variant; returns the page then.
+async fn wait_done(browser: &Browser, fault: &str) -> Outcome<CompareView> {
+    wait_until_shown(
         browser,
         &format!("the {fault} fault's table, done, with a row for each variant"),
         FAULT_BOUND,
-        |view| {
+        |view: &CompareView| {
             view.done(fault).is_some_and(|rows| {
                 VARIANTS
                     .iter()
@@ -205,7 +204,7 @@ async fn screenshot(browser: &Browser, name: &str) -> Outcome {
 /// code at the join, and logs no console error.
 pub async fn compare_page_shows_code_and_internals(browser: &Browser) -> Outcome {
     let demo = open(browser, &[], &["--tick-ms", "400"]).await?;
-    let view = CompareView::read(browser).await?;
+    let view = CompareView::take(browser).await?;
     expect_code_at(&view, "join")?;
     for column in &view.columns {
         for figure in ["clients", "lagged", "resets", "replayed", "idiom"] {
@@ -236,6 +235,42 @@ pub async fn compare_page_shows_code_and_internals(browser: &Browser) -> Outcome
     demo.stop()
 }
 
+/// A fast ticker and fast reconnects, for every scenario's variants.
+const QUICK: [&str; 4] = ["--tick-ms", "400", "--retry-ms", RETRY_MS];
+
+/// Presses `fault` on the open page, then checks its rows (see [`checked_rows`]).
+async fn fault_rows(
+    browser: &Browser,
+    fault: &str,
+    moment: &str,
+    check: impl Fn(&str, &ResultRow) -> Result<(), String>,
+) -> Outcome<CompareView> {
+    compare::press(browser, fault).await?;
+    checked_rows(browser, fault, moment, check).await
+}
+
+/// Waits for `fault`'s rows, and checks each with `check` and each column's code at
+/// `moment`; returns the page then.
+async fn checked_rows(
+    browser: &Browser,
+    fault: &str,
+    moment: &str,
+    check: impl Fn(&str, &ResultRow) -> Result<(), String>,
+) -> Outcome<CompareView> {
+    let view = wait_done(browser, fault).await?;
+    expect_rows(&view, fault, check)?;
+    expect_code_at(&view, moment)?;
+    Ok(view)
+}
+
+/// Ends a scenario: its screenshot, no console error (but failed requests, when
+/// `network_errors`: a cut or a restart makes some), and the demo stopped in time.
+async fn finish(browser: &Browser, demo: Demo, shot: &str, network_errors: bool) -> Outcome {
+    screenshot(browser, shot).await?;
+    browser.expect_no_console_errors(network_errors).await?;
+    demo.stop()
+}
+
 /// Stall: each variant counts the stalled reader within the write timeout plus a second and
 /// frees its place; only the push loop needed one more event to drop its list entry.
 pub async fn stall_fault(browser: &Browser) -> Outcome {
@@ -243,15 +278,14 @@ pub async fn stall_fault(browser: &Browser) -> Outcome {
     let demo = open(
         browser,
         &[],
-        &["--tick-ms", "400", "--write-timeout-secs", &timeout],
+        &[&QUICK[..], &["--write-timeout-secs", &timeout]].concat(),
     )
     .await?;
-    let view = run_fault(browser, "stall").await?;
-    expect_rows(&view, "stall", |variant, row| {
-        let counted = row.number("counted_after_s");
+    fault_rows(browser, "stall", "disconnect", |variant, row| {
         want(row.ok, "ok")?;
         want(
-            counted.is_some_and(|s| s <= WRITE_TIMEOUT_SECS + 1.0),
+            row.number("counted_after_s")
+                .is_some_and(|s| s <= WRITE_TIMEOUT_SECS + 1.0),
             "the reader counted within the write timeout plus a second",
         )?;
         want(row.number("freed_after_s").is_some(), "its place freed")?;
@@ -263,19 +297,16 @@ pub async fn stall_fault(browser: &Browser) -> Outcome {
             by_event == Some(variant == "actix-push-loop"),
             "the idiom state freed only by the next event in the push loop alone",
         )
-    })?;
-    expect_code_at(&view, "disconnect")?;
-    screenshot(browser, "stall").await?;
-    browser.expect_no_console_errors(false).await?;
-    demo.stop()
+    })
+    .await?;
+    finish(browser, demo, "stall", false).await
 }
 
 /// Flood: the page gets every event; the slow reader is cut, by the push loop during the
 /// flood; memory is reported before and after.
 pub async fn flood_fault(browser: &Browser) -> Outcome {
-    let demo = open(browser, &[], &["--tick-ms", "400"]).await?;
-    let view = run_fault(browser, "flood").await?;
-    expect_rows(&view, "flood", |variant, row| {
+    let demo = open(browser, &[], &QUICK).await?;
+    fault_rows(browser, "flood", "lag", |variant, row| {
         want(row.ok, "ok")?;
         want(
             row.number("page_received") == row.number("published")
@@ -295,18 +326,15 @@ pub async fn flood_fault(browser: &Browser) -> Outcome {
             row.number("rss_before_mib").is_some() && row.number("rss_after_mib").is_some(),
             "memory before and after",
         )
-    })?;
-    expect_code_at(&view, "lag")?;
-    screenshot(browser, "flood").await?;
-    browser.expect_no_console_errors(false).await?;
-    demo.stop()
+    })
+    .await?;
+    finish(browser, demo, "flood", false).await
 }
 
 /// Cut: the page comes back by itself, resumes after its last id, and loses nothing.
 pub async fn cut_fault(browser: &Browser) -> Outcome {
-    let demo = open(browser, &[], &["--tick-ms", "400", "--retry-ms", RETRY_MS]).await?;
-    let view = run_fault(browser, "cut").await?;
-    expect_rows(&view, "cut", |_, row| {
+    let demo = open(browser, &[], &QUICK).await?;
+    fault_rows(browser, "cut", "join", |_, row| {
         want(row.ok, "ok")?;
         want(
             row.number("missed").is_some_and(|n| n >= 3.0),
@@ -317,20 +345,16 @@ pub async fn cut_fault(browser: &Browser) -> Outcome {
             "nothing lost, nothing duplicated",
         )?;
         want(row.number("back_after_s").is_some(), "the page back, timed")
-    })?;
-    expect_code_at(&view, "join")?;
-    screenshot(browser, "cut").await?;
-    // The page's reconnects while the network was down fail as network errors; nothing else.
-    browser.expect_no_console_errors(true).await?;
-    demo.stop()
+    })
+    .await?;
+    finish(browser, demo, "cut", true).await
 }
 
 /// Restart on the memory hub: each variant stops cleanly, the page comes back with the new
 /// run's `foreign` reset, and goes on live.
 pub async fn restart_fault(browser: &Browser) -> Outcome {
-    let demo = open(browser, &[], &["--tick-ms", "400", "--retry-ms", RETRY_MS]).await?;
-    let view = run_fault(browser, "restart").await?;
-    expect_rows(&view, "restart", |_, row| {
+    let demo = open(browser, &[], &QUICK).await?;
+    fault_rows(browser, "restart", "shutdown", |_, row| {
         want(row.ok, "ok")?;
         want(
             row.figures.get("exit").and_then(|v| v.as_str()) == Some("exit status: 0"),
@@ -344,25 +368,22 @@ pub async fn restart_fault(browser: &Browser) -> Outcome {
             row.number("live_after_s").is_some(),
             "the page live again, timed",
         )
-    })?;
-    expect_code_at(&view, "shutdown")?;
-    let notices = compare::wait_until(
+    })
+    .await?;
+    wait_until_shown(
         browser,
         "every pane showing the foreign reset",
         PAGE_READY,
-        |view| {
-            view.columns
-                .iter()
-                .all(|c| c.pane.2.contains("reset (foreign)"))
+        |view: &CompareView| {
+            view.columns.len() == 3
+                && view
+                    .columns
+                    .iter()
+                    .all(|c| c.pane.2.contains("reset (foreign)"))
         },
     )
     .await?;
-    ensure(notices.columns.len() == 3, "three columns", || {
-        notices.describe()
-    })?;
-    screenshot(browser, "restart").await?;
-    browser.expect_no_console_errors(true).await?;
-    demo.stop()
+    finish(browser, demo, "restart", true).await
 }
 
 /// Restart on one Redis log: the page resumes exactly, with no reset, and its next events are
@@ -377,15 +398,13 @@ pub async fn restart_on_redis_fault(browser: &Browser) -> Outcome {
     }
     let redis = RedisServer::start(Durability::Ephemeral)?;
     let url = redis.url();
-    let flags = ["--hub", "redis", "--redis-url", url.as_str()];
     let demo = open(
         browser,
-        &flags,
-        &["--tick-ms", "400", "--retry-ms", RETRY_MS],
+        &["--hub", "redis", "--redis-url", url.as_str()],
+        &QUICK,
     )
     .await?;
-    let view = run_fault(browser, "restart").await?;
-    expect_rows(&view, "restart", |_, row| {
+    fault_rows(browser, "restart", "shutdown", |_, row| {
         want(row.ok, "ok")?;
         want(
             row.figures.get("reset").is_some_and(|v| v.is_null()),
@@ -395,11 +414,9 @@ pub async fn restart_on_redis_fault(browser: &Browser) -> Outcome {
             row.figures.get("exact").and_then(|v| v.as_bool()) == Some(true),
             "an exact resume",
         )
-    })?;
-    expect_code_at(&view, "shutdown")?;
-    screenshot(browser, "restart-redis").await?;
-    browser.expect_no_console_errors(true).await?;
-    demo.stop()
+    })
+    .await?;
+    finish(browser, demo, "restart-redis", true).await
 }
 
 /// Max clients: each pane is refused with 503 while the variant is full, says so, and comes
@@ -408,14 +425,7 @@ pub async fn max_clients_fault(browser: &Browser) -> Outcome {
     let demo = open(
         browser,
         &[],
-        &[
-            "--tick-ms",
-            "400",
-            "--retry-ms",
-            RETRY_MS,
-            "--max-clients",
-            "4",
-        ],
+        &[&QUICK[..], &["--max-clients", "4"]].concat(),
     )
     .await?;
     compare::press(browser, "max-clients").await?;
@@ -425,7 +435,7 @@ pub async fn max_clients_fault(browser: &Browser) -> Outcome {
         "every pane waiting after a 503, at some point",
         FAULT_BOUND,
         async || {
-            let view = CompareView::read(browser).await?;
+            let view = CompareView::take(browser).await?;
             for column in &view.columns {
                 if column.pane.0 == "waiting" && column.pane.1.contains("503") {
                     refused.insert(column.variant.clone());
@@ -440,21 +450,7 @@ pub async fn max_clients_fault(browser: &Browser) -> Outcome {
     )
     .await?;
     screenshot(browser, "max-clients-refused").await?;
-    let view = compare::wait_until(
-        browser,
-        "the max-clients table done, every pane open again",
-        FAULT_BOUND,
-        |view| {
-            view.done("max-clients")
-                .is_some_and(|rows| rows.len() == 3 && rows.values().all(|r| r.state == "done"))
-                && view.columns.iter().all(|c| {
-                    // The column's own figure too: it must follow the pane, not lag it.
-                    c.pane.0 == "open" && c.figures.get("state").is_some_and(|s| s == "open")
-                })
-        },
-    )
-    .await?;
-    expect_rows(&view, "max-clients", |_, row| {
+    checked_rows(browser, "max-clients", "join", |_, row| {
         want(row.ok, "ok")?;
         want(row.number("limit") == Some(4.0), "full at 4 streams")?;
         want(
@@ -469,9 +465,19 @@ pub async fn max_clients_fault(browser: &Browser) -> Outcome {
             row.number("recovered_after_s").is_some(),
             "the page back, timed",
         )
-    })?;
-    expect_code_at(&view, "join")?;
-    screenshot(browser, "max-clients").await?;
-    browser.expect_no_console_errors(true).await?;
-    demo.stop()
+    })
+    .await?;
+    wait_until_shown(
+        browser,
+        "every pane open again, its column's figure too",
+        FAULT_BOUND,
+        |view: &CompareView| {
+            view.columns.iter().all(|c| {
+                // The column's own figure must follow the pane, not lag it.
+                c.pane.0 == "open" && c.figures.get("state").is_some_and(|s| s == "open")
+            })
+        },
+    )
+    .await?;
+    finish(browser, demo, "max-clients", true).await
 }
