@@ -12,6 +12,10 @@ run variant *flags:
 demo *flags:
     cargo run --release -p sse-demo -- {{ flags }}
 
+# A self-signed certificate for localhost and 127.0.0.1 in target/dev-cert/ (then: just demo --tls).
+dev-cert:
+    cargo run -q -p sse-demo --bin dev-cert
+
 # Unit tests, and every conformance check against every variant.
 test:
     cargo test --workspace

@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 client on hyper's connection API, built for checking a server.
+//! A small HTTP client on hyper's connection API, built for checking a server: HTTP/1.1 in
+//! clear, and over TLS (`https://` targets) HTTP/2 or HTTP/1.1 as the server's ALPN answers.
 //!
 //! Each stream gets its own TCP connection whose socket the check controls: it can shrink
 //! the receive buffer and stop reading (a stalled client), or drop the connection (a client
@@ -14,8 +15,8 @@ use futures_util::StreamExt;
 use http::{HeaderMap, Method, Request, Response};
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpSocket;
 use tokio::time::timeout;
@@ -125,8 +126,82 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// Opens a TCP connection to the target and runs hyper's HTTP/1.1 handshake on it.
-async fn connect(target: &Target, recv_buffer: Option<u32>) -> Res<SendRequest<Full<Bytes>>> {
+/// One connection's request side: HTTP/1.1 (one request at a time) or HTTP/2 (many at
+/// once).
+pub enum Sender {
+    /// HTTP/1.1.
+    H1(http1::SendRequest<Full<Bytes>>),
+    /// HTTP/2.
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    /// Sends one request.
+    pub async fn send_request(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> hyper::Result<Response<Incoming>> {
+        match self {
+            Sender::H1(sender) => sender.send_request(origin_form(request)).await,
+            Sender::H2(sender) => sender.send_request(request).await,
+        }
+    }
+
+    /// Resolves when the connection can take a request; an error once it is closed.
+    pub async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::H1(sender) => sender.ready().await,
+            Sender::H2(sender) => sender.ready().await,
+        }
+    }
+
+    /// Whether this is an HTTP/2 connection.
+    pub fn is_http2(&self) -> bool {
+        matches!(self, Sender::H2(_))
+    }
+}
+
+/// `request` as HTTP/1.1 servers expect it: the path alone on the request line, the
+/// authority in `Host`. (The absolute form is valid HTTP/1.1, but actix-web answers it 400.)
+fn origin_form(mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    if let Some(authority) = request.uri().authority().cloned()
+        && let Ok(value) = http::HeaderValue::from_str(authority.as_str())
+    {
+        request
+            .headers_mut()
+            .entry(http::header::HOST)
+            .or_insert(value);
+    }
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    if let Ok(uri) = path.parse() {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+/// Opens a connection to the target: TCP, then TLS for `https://` (ALPN `h2`, then
+/// `http/1.1`, as the target's TLS configuration offers), then hyper's handshake for what
+/// was negotiated.
+pub async fn connect(target: &Target, recv_buffer: Option<u32>) -> Res<Sender> {
+    connect_with(target, recv_buffer, None).await
+}
+
+/// Like [`connect`], with HTTP/2's per-stream receive window set to `window` bytes (hyper's
+/// default is 2 MiB): a stream whose body is not read stalls once that much is unread.
+pub async fn connect_with_stream_window(target: &Target, window: u32) -> Res<Sender> {
+    connect_with(target, None, Some(window)).await
+}
+
+/// [`connect`], with the socket's receive buffer and HTTP/2's stream window as given.
+async fn connect_with(
+    target: &Target,
+    recv_buffer: Option<u32>,
+    stream_window: Option<u32>,
+) -> Res<Sender> {
     let host = target.base.host_str().unwrap_or("127.0.0.1");
     let port = target.base.port_or_known_default().unwrap_or(80);
     let unreachable = |error: std::io::Error| {
@@ -153,12 +228,97 @@ async fn connect(target: &Target, recv_buffer: Option<u32>) -> Res<SendRequest<F
         .await
         .map_err(|_| Problem::fail("a TCP connection", "connect timed out"))?
         .map_err(unreachable)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+    if target.base.scheme() != "https" {
+        return handshake_http1(TokioIo::new(stream)).await;
+    }
+    let Some(tls) = target.tls.clone() else {
+        return Err(Problem::fail(
+            "a TLS configuration for an https:// target",
+            "none was given",
+        ));
+    };
+    // An IP address is a server name too (the certificate must list it).
+    let name = rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+        .map_err(|e| Problem::fail(format!("{host} as a TLS server name"), e.to_string()))?;
+    let handshake = tokio_rustls::TlsConnector::from(tls).connect(name, stream);
+    let stream = timeout(REQUEST_TIMEOUT, handshake)
+        .await
+        .map_err(|_| Problem::fail("a TLS handshake", "it timed out"))?
+        .map_err(|e| Problem::fail("a TLS handshake", e.to_string()))?;
+    if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+        return handshake_http1(TokioIo::new(stream)).await;
+    }
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    if let Some(window) = stream_window {
+        builder.initial_stream_window_size(window);
+    }
+    let (sender, connection) = builder
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Problem::fail("an HTTP/2 connection", e.to_string()))?;
+    // Ends by itself once every sender and response body of the connection is dropped.
+    tokio::spawn(connection);
+    Ok(Sender::H2(sender))
+}
+
+/// Runs hyper's HTTP/1.1 handshake on `io`.
+async fn handshake_http1<I>(io: I) -> Res<Sender>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(io)
         .await
         .map_err(|e| Problem::fail("an HTTP/1.1 connection", e.to_string()))?;
     // The connection task ends by itself when the sender and the response body are dropped.
     tokio::spawn(connection);
-    Ok(sender)
+    Ok(Sender::H1(sender))
+}
+
+/// A TLS client configuration that trusts `ca` (PEM: a CA or a self-signed certificate)
+/// and offers `h2` and `http/1.1` by ALPN, or `http/1.1` alone.
+pub fn tls_trusting(
+    ca: &[u8],
+    http1_only: bool,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca) {
+        let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("not a usable certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in it".to_owned());
+    }
+    tls_with_roots(roots, http1_only)
+}
+
+/// A TLS client configuration that trusts the public web's CAs (Mozilla's list, as
+/// `webpki-roots` carries it), for an `https://` server with a real certificate.
+pub fn tls_public(http1_only: bool) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    tls_with_roots(roots, http1_only)
+}
+
+/// The configuration both of the above build: `ring`, TLS 1.2 and 1.3, no client
+/// certificate, ALPN as asked.
+fn tls_with_roots(
+    roots: rustls::RootCertStore,
+    http1_only: bool,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = if http1_only {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    };
+    Ok(std::sync::Arc::new(config))
 }
 
 /// Builds a request for `path` (which may carry a query) on the target.
@@ -170,10 +330,10 @@ fn request(
     body: Bytes,
 ) -> Res<Request<Full<Bytes>>> {
     let authority = target.base.authority().to_owned();
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", authority);
+    // Absolute, with the authority in it: what HTTP/2's pseudo-headers are built from (an
+    // HTTP/1.1 sender moves it to `Host`: [`origin_form`]).
+    let uri = format!("{}://{authority}{path}", target.base.scheme());
+    let mut builder = Request::builder().method(method).uri(uri);
     // As bytes, so that a value may be UTF-8 (an id a browser echoes in Last-Event-ID).
     let own = target.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
     for (name, value) in own.chain(headers.iter().copied()) {
@@ -198,10 +358,7 @@ pub async fn fetch(
 }
 
 /// Sends `request` on `sender` and reads the whole response, within [`REQUEST_TIMEOUT`].
-async fn read_whole(
-    sender: &mut SendRequest<Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-) -> Res<Fetched> {
+async fn read_whole(sender: &mut Sender, request: Request<Full<Bytes>>) -> Res<Fetched> {
     let what = format!("{} {}", request.method(), request.uri());
     let exchange = async {
         let response = sender.send_request(request).await?;
@@ -249,7 +406,7 @@ pub async fn get(target: &Target, path: &str) -> Res<Fetched> {
 /// A keep-alive connection for `POST /publish`, carrying the target's token.
 pub struct Publisher {
     target: Target,
-    sender: SendRequest<Full<Bytes>>,
+    sender: Sender,
 }
 
 impl Publisher {
@@ -308,6 +465,15 @@ pub async fn publish(target: &Target, event: Option<&str>, data: impl Into<Value
 /// Sends `GET` for the target's stream path and returns the response with its body unread.
 pub async fn open(target: &Target, options: &StreamRequest) -> Res<Response<Incoming>> {
     let mut sender = connect(target, options.recv_buffer).await?;
+    open_on(&mut sender, target, options).await
+}
+
+/// Like [`open`], on a connection the caller holds: over HTTP/2, many streams share it.
+pub async fn open_on(
+    sender: &mut Sender,
+    target: &Target,
+    options: &StreamRequest,
+) -> Res<Response<Incoming>> {
     // Built in a block: the serializer is not `Send`, so it must be gone before an await.
     let query = {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
@@ -384,7 +550,17 @@ pub struct Events {
 impl Events {
     /// Opens the target's stream and expects 200.
     pub async fn open(target: &Target, options: &StreamRequest) -> Res<Self> {
-        let response = open(target, options).await?;
+        let mut sender = connect(target, options.recv_buffer).await?;
+        Events::open_on(&mut sender, target, options).await
+    }
+
+    /// Like [`Events::open`], on a connection the caller holds (see [`open_on`]).
+    pub async fn open_on(
+        sender: &mut Sender,
+        target: &Target,
+        options: &StreamRequest,
+    ) -> Res<Self> {
+        let response = open_on(sender, target, options).await?;
         let status = response.status().as_u16();
         let (parts, body) = response.into_parts();
         let mut body = body.into_data_stream();

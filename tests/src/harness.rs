@@ -13,7 +13,6 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use clap::Parser as _;
 use libtest_mimic::{Arguments, Failed, Trial};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -21,6 +20,7 @@ use sse_core::{CancellationToken, Config};
 
 use crate::client::{Events, Publisher, StreamRequest};
 use crate::redis_server::{Durability, RedisServer};
+use crate::test_cert::TestCert;
 use crate::{Check, Problem, Target, checks, run_check, shared_log, tokens};
 
 /// A server implementation under test: one line in the registry.
@@ -67,10 +67,11 @@ pub const TEST_FLAGS: [&str; 20] = [
 
 /// The checks only the harness can make, because they control the server's process or its
 /// shutdown: run against every variant beside [`checks::all`], and named in CONTRACT.md.
-pub const HARNESS_TRIALS: [&str; 3] = [
+pub const HARNESS_TRIALS: [&str; 4] = [
     "process::signals_end_streams_and_exit_0_within_5s",
     "process::bad_flags_are_refused_naming_the_flag",
     "shutdown::a_stream_request_after_shutdown_began_gets_503",
+    "shutdown::http2_streams_on_one_connection_end_within_5s",
 ];
 
 /// One of the [`HARNESS_TRIALS`], run against a variant.
@@ -92,6 +93,13 @@ pub fn main(variants: &[Variant]) -> ExitCode {
     let mut trials = Vec::new();
     for (n, variant) in variants.iter().copied().enumerate() {
         for check in checks::all() {
+            if HTTP2_ONLY.contains(&check.name) {
+                trials.push(Trial::test(
+                    format!("{}+h2::{}", variant.name, check.name),
+                    move || in_process(variant, check, HubUnderTest::MemoryOverHttp2),
+                ));
+                continue;
+            }
             trials.push(Trial::test(
                 format!("{}::{}", variant.name, check.name),
                 move || in_process(variant, check, HubUnderTest::Memory),
@@ -100,6 +108,12 @@ pub fn main(variants: &[Variant]) -> ExitCode {
                 format!("{}+redis::{}", variant.name, check.name),
                 move || in_process(variant, check, HubUnderTest::Redis),
             )));
+            if !HTTP1_ONLY.contains(&check.name) {
+                trials.push(Trial::test(
+                    format!("{}+h2::{}", variant.name, check.name),
+                    move || in_process(variant, check, HubUnderTest::MemoryOverHttp2),
+                ));
+            }
         }
         // The other instance of the shared-log checks is of the next idiom.
         let other = variants[(n + 1) % variants.len()];
@@ -115,10 +129,11 @@ pub fn main(variants: &[Variant]) -> ExitCode {
                 move || trial(variant, other),
             )));
         }
-        let harness_trials: [(&str, HarnessTrial); 3] = [
+        let harness_trials: [(&str, HarnessTrial); 4] = [
             (HARNESS_TRIALS[0], signals_end_streams),
             (HARNESS_TRIALS[1], bad_flags_refused),
             (HARNESS_TRIALS[2], late_stream_request_refused),
+            (HARNESS_TRIALS[3], http2_streams_end_on_shutdown),
         ];
         for (name, trial) in harness_trials {
             trials.push(Trial::test(
@@ -130,6 +145,7 @@ pub fn main(variants: &[Variant]) -> ExitCode {
     let conclusion = libtest_mimic::run(&args, trials);
     // The shared Redis is a child process: stop it before the binary exits.
     drop(lock_shared_redis().take());
+    drop(lock_shared_cert().take());
     conclusion.exit_code()
 }
 
@@ -171,6 +187,42 @@ pub enum HubUnderTest {
     Memory,
     /// `--hub redis`, on the binary's shared test Redis, with a prefix of the check's own.
     Redis,
+    /// `--hub memory` over HTTPS, the client offering `h2` (contract point 18).
+    MemoryOverHttp2,
+}
+
+/// The checks that are about a connection's socket and so are not run over HTTP/2: a
+/// stalled HTTP/2 stream is one stream of a connection whose socket keeps moving, which
+/// contract point 18 covers with checks of its own ([`HTTP2_ONLY`]).
+pub const HTTP1_ONLY: [&str; 2] = [
+    "a_stalled_subscriber_is_cut_within_the_write_timeout",
+    "a_stalled_subscriber_without_events_is_cut_on_keep_alives",
+];
+
+/// The checks that need an HTTP/2 connection (contract point 18), run only over HTTPS.
+pub const HTTP2_ONLY: [&str; 2] = [
+    "ten_streams_share_one_http2_connection",
+    "a_stalled_http2_stream_holds_up_no_other_on_its_connection",
+];
+
+/// The certificate every HTTPS trial of this binary serves, made on first use.
+static SHARED_CERT: std::sync::Mutex<Option<TestCert>> = std::sync::Mutex::new(None);
+
+fn lock_shared_cert() -> std::sync::MutexGuard<'static, Option<TestCert>> {
+    SHARED_CERT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The `--tls-cert`/`--tls-key` flags of the shared certificate, and a client configuration
+/// (ALPN `h2`, `http/1.1`) that trusts it.
+pub fn shared_cert() -> Result<(Vec<String>, std::sync::Arc<rustls::ClientConfig>), Failed> {
+    let mut shared = lock_shared_cert();
+    if shared.is_none() {
+        *shared = Some(TestCert::generate("harness")?);
+    }
+    let cert = shared.as_ref().ok_or("no certificate")?;
+    Ok((cert.flags(), cert.client(false)?))
 }
 
 /// The Redis every `--hub redis` check shares, started on first use; each check gets a
@@ -238,9 +290,14 @@ impl Server {
         // Bound as the real binaries bind (backlog, SO_REUSEADDR), so a restart on the same
         // port behaves as it would in production.
         let listener = sse_core::cli::bind(addr)?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let config = Config::try_parse_from(std::iter::once("test").chain(with_flags(extra_flags)))
+        let config = Config::parse_checked(std::iter::once("test").chain(with_flags(extra_flags)))
             .map_err(|e| io::Error::other(e.to_string()))?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", listener.local_addr()?);
         let mut target = Target::new(url::Url::parse(&base).map_err(io::Error::other)?);
         target.token = config.publish_token.clone();
         target.allowed_origin = config.allowed_origins.first().cloned();
@@ -328,7 +385,7 @@ fn foreign_id(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<String, Failed> {
     let flags = match hub {
-        HubUnderTest::Memory => Vec::new(),
+        HubUnderTest::Memory | HubUnderTest::MemoryOverHttp2 => Vec::new(),
         HubUnderTest::Redis => shared_redis_flags()?,
     };
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -348,12 +405,30 @@ fn in_process(variant: Variant, check: Check, hub: HubUnderTest) -> Result<(), F
     let runtime = runtime()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut flags: Vec<String> = check.flags.iter().map(|f| (*f).to_owned()).collect();
-    if hub == HubUnderTest::Redis {
-        flags.extend(shared_redis_flags()?);
+    let mut tls = None;
+    match hub {
+        HubUnderTest::Memory => {}
+        HubUnderTest::Redis => flags.extend(shared_redis_flags()?),
+        HubUnderTest::MemoryOverHttp2 => {
+            let (cert_flags, client) = shared_cert()?;
+            flags.extend(cert_flags);
+            tls = Some(client);
+        }
     }
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let server = Server::start_with(variant, &flags, addr).map_err(|e| e.to_string())?;
     let mut target = server.target.clone();
+    target.tls = tls;
+    if hub == HubUnderTest::MemoryOverHttp2 {
+        // The dimension means nothing if the server quietly answers ALPN with HTTP/1.1.
+        let negotiated = runtime.block_on(crate::client::connect(&target, None));
+        if !negotiated.is_ok_and(|sender| sender.is_http2()) {
+            drop(server.stop());
+            return Err(
+                "contract point 18: expected the server to choose h2 by ALPN; it did not".into(),
+            );
+        }
+    }
     if check.name == "reset_when_id_is_from_an_earlier_run" {
         target.foreign_id = Some(foreign_id(variant, hub, &runtime)?);
     }
@@ -465,7 +540,20 @@ fn signals_end_streams(variant: Variant) -> Result<(), Failed> {
 
 /// Point 13: an invalid flag value stops the server at start with a message naming the flag.
 fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {
+    // Two certificates, to pair one's certificate with the other's key.
+    let (ours, theirs) = (
+        TestCert::generate("flags-a")?,
+        TestCert::generate("flags-b")?,
+    );
+    let (ours, theirs) = (ours.flags(), theirs.flags());
+    let mismatched = ["--tls-cert", &ours[1], "--tls-key", &theirs[3]];
+    let no_key = ["--tls-cert", &ours[1], "--tls-key", "/no/such/key.pem"];
+    let no_cert = ["--tls-cert", "/no/such/cert.pem", "--tls-key", &ours[3]];
     for (args, flag) in [
+        (&mismatched[..], "--tls-key"),
+        (&no_key[..], "--tls-key"),
+        (&no_cert[..], "--tls-cert"),
+        (&["--tls-cert", &ours[1]][..], "--tls-key"),
         (&["--history", "0"][..], "--history"),
         (&["--keepalive-secs", "soon"], "--keepalive-secs"),
         (&["--allowed-origins", "*"], "--allowed-origins"),
@@ -551,4 +639,42 @@ fn late_stream_request_refused(variant: Variant) -> Result<(), Failed> {
         .into());
     }
     Err(format!("in {ATTEMPTS} attempts the server never read a request that was on its way when shutdown began").into())
+}
+
+/// Over HTTPS, ten streams open on one HTTP/2 connection: once shutdown begins, every one
+/// of them ends (the server sends GOAWAY and ends each stream), and `serve` returns, all
+/// within [`SHUTDOWN_BOUND`].
+fn http2_streams_end_on_shutdown(variant: Variant) -> Result<(), Failed> {
+    const STREAMS: usize = 10;
+    let runtime = runtime()?;
+    let (cert_flags, client) = shared_cert()?;
+    let flags: Vec<&str> = cert_flags.iter().map(String::as_str).collect();
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = Server::start_with(variant, &flags, addr).map_err(|e| e.to_string())?;
+    let mut target = server.target.clone();
+    target.tls = Some(client);
+    let ended = runtime.block_on(async {
+        let mut connection = crate::client::connect(&target, None).await?;
+        crate::ensure!(connection.is_http2(), "ALPN h2", "HTTP/1.1");
+        let mut streams = Vec::with_capacity(STREAMS);
+        for _ in 0..STREAMS {
+            let mut events =
+                Events::open_on(&mut connection, &target, &StreamRequest::default()).await?;
+            events.welcome().await?;
+            streams.push(events);
+        }
+        let began = Instant::now();
+        server.begin_shutdown();
+        for (n, events) in streams.iter_mut().enumerate() {
+            let left = SHUTDOWN_BOUND.saturating_sub(began.elapsed());
+            events
+                .drain_to_end(left)
+                .await
+                .map_err(|p| p.concerning(format!("stream {} of {STREAMS}", n + 1)))?;
+        }
+        Ok::<_, Problem>(())
+    });
+    let stopped = server.stop();
+    ended.map_err(|problem| format!("contract point 12 over HTTP/2: {problem}"))?;
+    Ok(stopped?)
 }

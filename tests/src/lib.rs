@@ -23,6 +23,7 @@ pub mod nginx;
 pub mod redis_server;
 pub mod report;
 pub mod shared_log;
+pub mod test_cert;
 pub mod tokens;
 
 use std::fmt;
@@ -64,6 +65,8 @@ pub struct Target {
     pub foreign_id: Option<String>,
     /// The server's `--jwt-secret`, so that the token checks can mint tokens.
     pub jwt_secret: Option<String>,
+    /// For `https://` targets: the TLS client configuration (trusted roots, ALPN).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
@@ -82,6 +85,7 @@ impl Target {
             max_clients: None,
             foreign_id: None,
             jwt_secret: None,
+            tls: None,
         }
     }
 

@@ -67,11 +67,13 @@ enum Scenario {
     RedisRestart,
     /// With a token cookie the page sees its topics only; an expired one shows why.
     TokenCookie,
+    /// Eight EventSources on one origin: all open over HTTPS (HTTP/2), six over HTTP/1.1.
+    Http2,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    const ALL: [Scenario; 10] = [
+    const ALL: [Scenario; 11] = [
         Scenario::Page,
         Scenario::Publish,
         Scenario::NetworkCut,
@@ -82,6 +84,7 @@ impl Scenario {
         Scenario::NginxRestart,
         Scenario::RedisRestart,
         Scenario::TokenCookie,
+        Scenario::Http2,
     ];
 
     /// The trial name's second half, and the failure screenshot's suffix.
@@ -97,6 +100,7 @@ impl Scenario {
             Scenario::NginxRestart => "behind_nginx_a_restart_heals_the_page",
             Scenario::RedisRestart => "server_restart_on_redis_resumes_without_reset",
             Scenario::TokenCookie => "a_token_cookie_shows_its_topics_only",
+            Scenario::Http2 => "eight_streams_open_over_http2_but_six_over_http1",
         }
     }
 
@@ -126,6 +130,9 @@ impl Scenario {
             }
             Scenario::TokenCookie => {
                 scenarios::tokens::a_token_cookie_shows_its_topics_only(stage).await
+            }
+            Scenario::Http2 => {
+                scenarios::http2::eight_streams_open_over_http2_but_six_over_http1(stage).await
             }
         }
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use sse_conformance::checks::{self, core::STREAM};
 use sse_conformance::harness::{self, Server};
 use sse_conformance::report::{Outcome, Report, WIDTH};
+use sse_conformance::test_cert::TestCert;
 use sse_conformance::{Profile, Publish, Target, run_check};
 
 /// The fixtures' tick: fast, so that a run takes seconds.
@@ -268,7 +269,13 @@ fn sse_check_exits_2_on_a_bad_flag_naming_it() {
         (&["http://127.0.0.1:9", "--timeout", "soon"], "--timeout"),
         (&["http://127.0.0.1:9", "--keepalive", "0"], "--keepalive"),
         (&["http://127.0.0.1:9", "--profile", "fast"], "--profile"),
-        (&["https://127.0.0.1:9"], "plain HTTP"),
+        (&["ftp://127.0.0.1:9"], "URL"),
+        (&["http://127.0.0.1:9", "--ca", "cert.pem"], "--ca"),
+        (&["http://127.0.0.1:9", "--http1"], "--http1"),
+        (
+            &["https://127.0.0.1:9", "--ca", "/no/such/cert.pem"],
+            "--ca",
+        ),
         (&["not a url"], "URL"),
     ] {
         let output = sse_check(args);
@@ -299,6 +306,8 @@ fn sse_check_help_explains_every_flag_with_an_example() {
         "--token",
         "--max-clients",
         "--foreign-id",
+        "--ca",
+        "--http1",
     ] {
         // Long help gives each flag a block of its own: its line, then its doc.
         // (The first block under a heading starts with the heading's line.)
@@ -311,6 +320,43 @@ fn sse_check_help_explains_every_flag_with_an_example() {
     }
     assert!(help.contains("Exit status: 0"), "{help}");
     assert!(help.lines().all(|l| l.chars().count() <= WIDTH), "{help}");
+}
+
+#[test]
+fn sse_check_speaks_http2_over_tls_with_the_given_ca() {
+    let variant = variants::VARIANTS[0];
+    let cert = TestCert::generate("sse-check").expect("a test certificate");
+    let cert_flags = cert.flags();
+    let flags: Vec<&str> = cert_flags.iter().map(String::as_str).collect();
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = Server::start_with(variant, &flags, addr).expect("a server");
+    let url = server.target.base.to_string();
+    assert!(url.starts_with("https://"), "{url}");
+    let outcomes = |extra: &[&str]| {
+        let only = "stream_answers,ten_streams_share_one_http2_connection";
+        let mut args = vec![url.as_str(), "--ca", flags[1], "--token", harness::TOKEN];
+        args.extend(["--only", only, "--json"]);
+        args.extend_from_slice(extra);
+        let output = sse_check(&args);
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("JSON from {args:?}: {output:?}"));
+        let outcomes: Vec<(String, String)> = json["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .map(|c| (c["name"].to_string(), c["outcome"].to_string()))
+            .collect();
+        (output.status.code(), outcomes)
+    };
+    let (status, over_h2) = outcomes(&[]);
+    assert_eq!(status, Some(0), "{over_h2:?}");
+    // Offering only HTTP/1.1, the server's stream still passes, and the HTTP/2 check says
+    // what it wanted.
+    let (status, over_h1) = outcomes(&["--http1"]);
+    assert_eq!(status, Some(1), "{over_h1:?}");
+    assert_eq!(over_h1[0].1, r#""pass""#, "{over_h1:?}");
+    assert_eq!(over_h1[1].1, r#""fail""#, "{over_h1:?}");
+    server.stop().expect("the server stops");
 }
 
 #[test]

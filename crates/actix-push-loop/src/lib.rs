@@ -21,9 +21,9 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::rt::net::TcpStream;
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpRequest, HttpResponse, Resource, Responder as _, Route};
-use socket2::SockRef;
-use sse_core::connection::{self, Connection, Watched};
+use sse_core::connection::Connection;
 use sse_core::publish::MAX_BODY_BYTES;
+use sse_core::tls::{self, Conn};
 use sse_core::{CancellationToken, Config, Headers, Reply, RequestHead, STREAM_HEADERS, Service};
 
 use crate::broadcaster::Broadcaster;
@@ -85,6 +85,7 @@ pub fn serve(
         let service = Service::start(SERVER, config, shutdown.clone()).await?;
         let broadcaster = Broadcaster::start(Arc::clone(&service));
         let write_timeout = service.config.write_timeout;
+        let tls = service.config.tls.clone();
         let server = actix_server::Server::build()
             // actix's default of one worker per core: each worker encodes every event again
             // for each of its clients (actix-web-lab has no pre-encoded frames), so fan-out
@@ -99,19 +100,26 @@ pub fn serve(
                     .into_factory()
                     .map_err(|error| error.error_response());
                 let http = HttpService::build()
-                    .on_connect_ext(|io: &Watched<TcpStream>, data: &mut Extensions| {
+                    .on_connect_ext(|io: &Conn, data: &mut Extensions| {
                         data.insert(Arc::clone(io.connection()));
                     })
                     .finish(map_config(app, |_| AppConfig::default()));
-                fn_service(move |stream: TcpStream| async move {
-                    let socket = SockRef::from(&stream);
-                    if let Err(error) = connection::prepare(socket, write_timeout) {
-                        tracing::warn!(%error, "cannot set the write timeout on a connection");
+                let tls = tls.clone();
+                fn_service(move |stream: TcpStream| {
+                    let tls = tls.clone();
+                    async move {
+                        let peer = stream.peer_addr().ok();
+                        let io = tls::accept(stream, write_timeout, tls.as_ref()).await?;
+                        let protocol = if io.is_http2() {
+                            Protocol::Http2
+                        } else {
+                            Protocol::Http1
+                        };
+                        Ok::<_, std::io::Error>((io, protocol, peer))
                     }
-                    let peer = stream.peer_addr().ok();
-                    Ok((Watched::new(stream), Protocol::Http1, peer))
                 })
-                .and_then(http)
+                .map_err(|error| tracing::debug!(%error, "connection refused at accept"))
+                .and_then(http.map_err(|error| tracing::debug!(?error, "connection failed")))
             })?
             .run();
         server.await

@@ -10,6 +10,7 @@
 mod cli;
 mod client;
 mod limit;
+mod redis;
 mod report;
 mod runner;
 mod scenarios;

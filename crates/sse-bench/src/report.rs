@@ -107,7 +107,7 @@ pub fn loadavg() -> String {
 }
 
 /// Reads one figure off a server's results.
-type Reader = dyn Fn(&ServerResult) -> Option<f64>;
+pub type Reader = dyn Fn(&ServerResult) -> Option<f64>;
 
 /// A figure read off one scenario's outcome `T`, and how it is shown: a table row, or a
 /// chart group (which plots the ratio to `limit` and ignores `fmt` and `ratio`).
@@ -204,7 +204,7 @@ pub fn yes_no(v: f64) -> String {
 
 /// Server names in the order they first ran; with `--rounds`, `run.servers` holds one
 /// entry per server per round.
-fn names(run: &Run) -> Vec<&str> {
+pub fn names(run: &Run) -> Vec<&str> {
     let mut names: Vec<&str> = Vec::new();
     for server in &run.servers {
         if !names.contains(&server.name.as_str()) {
@@ -224,7 +224,7 @@ pub fn rounds(run: &Run) -> usize {
 }
 
 /// The median over rounds of a figure of server `name` (rounds without it are skipped).
-fn median(run: &Run, name: &str, get: &Reader) -> Option<f64> {
+pub fn median(run: &Run, name: &str, get: &Reader) -> Option<f64> {
     let mut values: Vec<f64> = run
         .servers
         .iter()

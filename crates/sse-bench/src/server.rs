@@ -34,7 +34,8 @@ impl Launch {
     /// The same launch with flag `name` (given as `name value`, as the runner writes its
     /// flags) set to `value`: replaced where the flags have it, appended where they do not.
     /// The storm scenario uses it for `--retry-jitter`, and for `--port` to start a fresh
-    /// process on the port of the one it stopped.
+    /// process on the port of the one it stopped; the Redis scenarios for `--hub`,
+    /// `--redis-url` and `--redis-prefix`.
     pub fn with_flag(&self, name: &str, value: &str) -> Self {
         let mut flags = self.flags.clone();
         match flags.iter().position(|f| f == name) {
@@ -147,15 +148,7 @@ impl Server {
 
     /// CPU time used so far (user + system), in seconds.
     pub fn cpu_secs(&self) -> Option<f64> {
-        let pid = self.pid?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name, which may itself contain spaces and parentheses.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `)`.
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / clock_ticks())
+        cpu_secs_of(self.pid?)
     }
 
     /// The server's `/metrics` sample `name`.
@@ -187,6 +180,18 @@ impl Server {
             }
         }
     }
+}
+
+/// CPU time process `pid` has used so far (user + system), in seconds, from
+/// `/proc/<pid>/stat`: the servers' and the Redis scenarios' `redis-server`'s.
+pub fn cpu_secs_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may itself contain spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `)`.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
 }
 
 /// Clock ticks per second for `/proc/<pid>/stat` (100 on every Linux we know of).

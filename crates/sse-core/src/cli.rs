@@ -8,7 +8,6 @@ use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -22,7 +21,7 @@ pub type Serve = fn(TcpListener, Config, CancellationToken) -> io::Result<()>;
 /// Bad flags exit with status 2 and clap's message naming the flag; a port that cannot be
 /// bound exits with status 1 and a message naming `--host`/`--port`.
 pub fn main(server: &'static str, serve: Serve) -> ExitCode {
-    let config = Config::parse();
+    let config = Config::parse_checked(std::env::args_os()).unwrap_or_else(|error| error.exit());
     init_tracing();
     let addr = SocketAddr::new(config.host, config.port);
     let listener = match bind(addr) {
@@ -35,8 +34,13 @@ pub fn main(server: &'static str, serve: Serve) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     match listener.local_addr() {
-        Ok(bound) => println!("listening on http://{bound}"),
+        Ok(bound) => println!("listening on {scheme}://{bound}"),
         Err(error) => eprintln!("warning: bound, but cannot read the address: {error}"),
     }
     // Scripts wait for that line; make sure it is out before serving.

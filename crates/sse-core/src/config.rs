@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::auth::JwtKey;
+use crate::tls::Tls;
 
 /// Server configuration, shared by every variant.
 #[derive(Debug, Clone, Parser)]
@@ -86,6 +87,20 @@ pub struct Config {
           value_parser = parse_public_key)]
     pub jwt_public_key: Option<JwtKey>,
 
+    /// A certificate chain in PEM form: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with it
+    /// and --tls-key.
+    #[arg(long, env = "SSE_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of --tls-cert, in PEM form.
+    #[arg(long, env = "SSE_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// The loaded certificate, when --tls-cert and --tls-key are given (see
+    /// [`Config::parse_checked`]).
+    #[arg(skip)]
+    pub tls: Option<Tls>,
+
     /// Where events live: `memory` (this process only) or `redis` (one log shared by every
     /// instance with the same --redis-url and --redis-prefix, outliving restarts).
     #[arg(long, env = "SSE_HUB", value_enum, default_value_t = HubKind::Memory)]
@@ -110,6 +125,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// Parses `args` (the program name first) and checks what one flag cannot check alone:
+    /// the TLS files are read, and the key must be the certificate's. The error names the
+    /// flag at fault, as clap's own do.
+    pub fn parse_checked<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut config = Config::try_parse_from(args)?;
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            let tls = Tls::load(cert, key).map_err(|why| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("invalid value for {why}\n"),
+                )
+            })?;
+            config.tls = Some(tls);
+        }
+        Ok(config)
+    }
+
     /// The defaults, as if started with no flags and no environment.
     pub fn defaults() -> Self {
         // The empty argument list always parses: every flag has a valid default.

@@ -9,8 +9,8 @@
 //!   framework writes it, so that the rules below are written once for three frameworks.
 //! - [`publish`], [`cors`], [`routes`]: the HTTP rules of the contract; [`topic`] and
 //!   [`auth`]: who may see and publish which events.
-//! - [`transport`], [`connection`]: the hyper server loop axum and warp share, and what
-//!   every variant does to its sockets (the write timeout).
+//! - [`transport`], [`connection`], [`tls`]: the hyper server loop axum and warp share, and
+//!   what every variant does to its sockets (the write timeout, TLS with HTTP/2).
 //! - [`ticker`], [`config`], [`metrics`], [`assets`], [`cli`]: the rest of a server.
 //!
 //! Error policy: nothing here panics on input. Bad requests become a [`Reply`] with a JSON
@@ -35,6 +35,7 @@ pub mod request;
 pub mod routes;
 pub mod service;
 pub mod ticker;
+pub mod tls;
 pub mod topic;
 pub mod transport;
 

@@ -20,10 +20,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use socket2::SockRef;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{self, Connection, Watched};
+use crate::connection::Connection;
+use crate::tls;
 use crate::{Config, Service};
 
 /// How long graceful shutdown may wait for open responses before the server stops anyway.
@@ -89,20 +89,49 @@ pub fn run<A: App>(
 /// accepting, asks every connection to finish, and returns once they have, or
 /// [`SHUTDOWN_GRACE`] later.
 ///
-/// Every accepted socket gets the write timeout ([`connection::prepare`]) and is
-/// [`Watched`], and every request on it carries its [`Connection`] in its extensions, where
-/// the framework's stream route finds it for admission.
+/// Every accepted socket gets the write timeout and is watched, and the TLS handshake when
+/// the server has a certificate ([`tls::accept`]); every request on it carries its
+/// [`Connection`] in its extensions, where the framework's stream route finds it for
+/// admission. Over TLS, HTTP/2 or HTTP/1.1 is the client's choice (ALPN).
 pub async fn serve<A: App>(
     listener: std::net::TcpListener,
     app: A,
     service: &Service,
 ) -> io::Result<()> {
-    let shutdown = &service.shutdown;
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let listen = Listen {
+        tls: service.config.tls.clone(),
+        write_timeout: service.config.write_timeout,
+        shutdown: service.shutdown.clone(),
+    };
+    serve_app(listener, app, listen).await;
+    Ok(())
+}
+
+/// How [`serve_app`] listens: TLS or not, the write timeout, and when to stop.
+pub struct Listen {
+    /// The certificate to serve HTTPS with; plain HTTP/1.1 without one.
+    pub tls: Option<tls::Tls>,
+    /// How long a write may stall before the connection is cut.
+    pub write_timeout: Duration,
+    /// Cancelled to stop: accepting ends, connections are asked to finish.
+    pub shutdown: CancellationToken,
+}
+
+/// The loop under [`serve`], for any app (the demo's compare page is served with it too, so
+/// that `sse-demo --tls` serves the page over HTTPS like the variants).
+pub async fn serve_app<A: App>(listener: tokio::net::TcpListener, app: A, listen: Listen) {
+    let Listen {
+        tls,
+        write_timeout,
+        shutdown,
+    } = listen;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Plain HTTP/1.1, as the frameworks' own servers speak it with their default features.
-    builder = builder.http1_only();
+    if tls.is_none() {
+        // Plain HTTP/1.1, as browsers speak it in clear (they speak HTTP/2 only over TLS).
+        builder = builder.http1_only();
+    }
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -116,22 +145,22 @@ pub async fn serve<A: App>(
                 continue;
             }
         };
-        if let Err(error) =
-            connection::prepare(SockRef::from(&stream), service.config.write_timeout)
-        {
-            tracing::warn!(%error, "cannot set the write timeout on a connection");
-        }
-        let io = Watched::new(stream);
-        let app = WithConnection {
-            app: app.clone(),
-            connection: Arc::clone(io.connection()),
-        };
-        let connection = builder
-            .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (app, builder, tls) = (app.clone(), builder.clone(), tls.clone());
+        let watcher = graceful.watcher();
+        // The TLS handshake is the connection task's, so that a slow one never holds up
+        // the accept loop.
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let io = match tls::accept(stream, write_timeout, tls.as_ref()).await {
+                Ok(io) => io,
+                Err(error) => return tracing::debug!(%error, "connection refused at accept"),
+            };
+            let app = WithConnection {
+                app,
+                connection: Arc::clone(io.connection()),
+            };
+            let connection =
+                builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
                 // A client that goes away mid-response is ordinary for SSE.
                 tracing::debug!(%error, "connection ended with an error");
             }
@@ -144,7 +173,6 @@ pub async fn serve<A: App>(
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "responses still open after the grace period; stopping anyway");
         }
     }
-    Ok(())
 }
 
 /// A connection's app: every request gets the [`Connection`] in its extensions.

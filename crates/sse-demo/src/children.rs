@@ -41,6 +41,8 @@ pub struct Recipe {
 pub struct Variant {
     /// The crate name, which the variant also gives in `welcome`.
     pub name: &'static str,
+    /// Its base URL, from its `listening on` line (`https://` with `--tls`).
+    pub url: String,
     /// Where it listens (the same across restarts).
     pub addr: SocketAddr,
     /// Its supervisor's mailbox.
@@ -79,7 +81,7 @@ impl Variant {
         recipe: Recipe,
         died: mpsc::Sender<Died>,
     ) -> std::io::Result<(Variant, u32)> {
-        let (child, addr) = spawn(name, &recipe, port).await?;
+        let (child, url, addr) = spawn(name, &recipe, port).await?;
         let pid = child.id().unwrap_or(0);
         let (commands, mailbox) = mpsc::channel(4);
         tokio::spawn(supervise(
@@ -95,16 +97,12 @@ impl Variant {
         Ok((
             Variant {
                 name,
+                url,
                 addr,
                 commands,
             },
             pid,
         ))
-    }
-
-    /// Its base URL.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
     }
 
     /// Stops the variant (SIGTERM) and starts a new run on the same port.
@@ -179,7 +177,7 @@ async fn restart(supervisor: &Supervisor, child: &mut Child) -> std::io::Result<
     let status = stop(supervisor.name, child).await;
     let stopped = began.elapsed();
     let mut tries = 0;
-    let (next, _) = loop {
+    let (next, _, _) = loop {
         tries += 1;
         match spawn(supervisor.name, &supervisor.recipe, supervisor.port).await {
             Ok(started) => break started,
@@ -198,12 +196,13 @@ async fn restart(supervisor: &Supervisor, child: &mut Child) -> std::io::Result<
     })
 }
 
-/// Starts one variant and reads its `listening on http://ADDR` line.
+/// Starts one variant and reads its `listening on URL` line; returns the child, the URL and
+/// the address in it.
 async fn spawn(
     name: &'static str,
     recipe: &Recipe,
     port: u16,
-) -> std::io::Result<(Child, SocketAddr)> {
+) -> std::io::Result<(Child, String, SocketAddr)> {
     let mut child = process::Command::new(std::env::current_exe()?)
         .env(crate::CHILD_VAR, name)
         .arg("--host")
@@ -224,12 +223,13 @@ async fn spawn(
     let mut line = String::new();
     let read =
         tokio::time::timeout(START_TIMEOUT, BufReader::new(stdout).read_line(&mut line)).await;
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .and_then(|addr| addr.parse().ok());
-    match (read, addr) {
-        (Ok(Ok(_)), Some(addr)) => Ok((child, addr)),
+    let url = line.trim().strip_prefix("listening on ").map(str::to_owned);
+    let addr = url
+        .as_deref()
+        .and_then(|url| url.split_once("://"))
+        .and_then(|(_, addr)| addr.parse().ok());
+    match (read, url, addr) {
+        (Ok(Ok(_)), Some(url), Some(addr)) => Ok((child, url, addr)),
         _ => {
             let _ = child.kill().await;
             Err(std::io::Error::other(format!(

@@ -57,6 +57,9 @@ use crate::relay::Relay;
 /// The environment variable that makes this binary run one variant's `main`.
 pub const CHILD_VAR: &str = "SSE_DEMO_VARIANT";
 
+/// How long a write to a page client may stall before its connection is cut.
+const PAGE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The variants, in the order their columns appear: name and blocking `serve`, which
 /// `sse_core::cli::main` runs as the variant's own binary does.
 const VARIANTS: [(&str, sse_core::cli::Serve); 3] = [
@@ -119,6 +122,16 @@ struct Args {
         hide_env_values = true
     )]
     redis_url: String,
+    /// Serve the page and the variants over HTTPS (HTTP/2 by ALPN), with --tls-cert and
+    /// --tls-key: by default the certificate `cargo run -p sse-demo --bin dev-cert` makes.
+    #[arg(long)]
+    tls: bool,
+    /// The certificate for --tls (PEM).
+    #[arg(long, value_name = "PEM", default_value = "target/dev-cert/cert.pem")]
+    tls_cert: std::path::PathBuf,
+    /// The private key for --tls (PEM).
+    #[arg(long, value_name = "PEM", default_value = "target/dev-cert/key.pem")]
+    tls_key: std::path::PathBuf,
     /// Flags passed to every variant, after `--` (e.g. `-- --tick-ms 500`).
     #[arg(last = true)]
     variant_flags: Vec<String>,
@@ -128,6 +141,11 @@ impl Args {
     /// The flags every variant gets: the hub's, then those after `--`.
     fn variant_flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
+        if self.tls {
+            let path = |p: &std::path::Path| p.display().to_string();
+            flags.extend(["--tls-cert".to_owned(), path(&self.tls_cert)]);
+            flags.extend(["--tls-key".to_owned(), path(&self.tls_key)]);
+        }
         if self.hub == HubKind::Redis {
             flags.extend(["--hub".to_owned(), "redis".to_owned()]);
             flags.extend(["--redis-url".to_owned(), self.redis_url.clone()]);
@@ -166,6 +184,20 @@ async fn launch(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tls = match args
+        .tls
+        .then(|| sse_core::tls::Tls::load(&args.tls_cert, &args.tls_key))
+    {
+        None => None,
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(why)) => {
+            eprintln!(
+                "error: --tls: {why}\n(make a certificate for this machine with `cargo run -p sse-demo --bin dev-cert`)"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let page = match listener.local_addr() {
         Ok(addr) => addr,
         Err(error) => {
@@ -173,7 +205,7 @@ async fn launch(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let origins = allowed_origins(page);
+    let origins = allowed_origins(scheme, page);
     let recipe = Recipe {
         host: args.host,
         origins: origins.join(","),
@@ -187,8 +219,15 @@ async fn launch(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let page_server = tokio::spawn(axum::serve(listener, app(&demo, args.host)).into_future());
-    say!("compare page listening on http://{page}");
+    let stop_page = sse_core::CancellationToken::new();
+    let listen = sse_core::transport::Listen {
+        tls,
+        write_timeout: PAGE_WRITE_TIMEOUT,
+        shutdown: stop_page.clone(),
+    };
+    let app = app(&demo, faults_off(&args));
+    let page_server = tokio::spawn(sse_core::transport::serve_app(listener, app, listen));
+    say!("compare page listening on {scheme}://{page}");
 
     let outcome = tokio::select! {
         _ = stop_signal() => {
@@ -201,7 +240,8 @@ async fn launch(args: Args) -> ExitCode {
         }
     };
     demo.stop().await;
-    page_server.abort();
+    stop_page.cancel();
+    let _ = page_server.await;
     outcome
 }
 
@@ -221,7 +261,7 @@ async fn start_variants(
         };
         let started = async {
             let (variant, pid) = Variant::start(name, port, recipe.clone(), died.clone()).await?;
-            say!("{name} listening on {} (pid {pid})", variant.url());
+            say!("{name} listening on {} (pid {pid})", variant.url);
             let relay = Relay::start(args.host, variant.addr).await?;
             Ok::<_, std::io::Error>(Target { variant, relay })
         };
@@ -238,36 +278,53 @@ async fn start_variants(
     Ok(targets)
 }
 
-/// The compare page's routes, and the control API's when the demo listens on loopback.
-fn app(demo: &Arc<Demo>, host: IpAddr) -> Router {
-    let listing = listing(demo);
-    let mut app = Router::new()
+/// Why the demo offers no faults, if it does not: off loopback, faults on a page that others
+/// can reach would let anyone restart the variants; over TLS, the relay cannot read what it
+/// relays, and the demo's own client speaks plain HTTP.
+fn faults_off(args: &Args) -> Option<String> {
+    if !args.host.is_loopback() {
+        return Some(format!("--host {} is not loopback", args.host));
+    }
+    args.tls
+        .then(|| "with --tls the demo cannot read the streams it relays".to_owned())
+}
+
+/// The compare page's routes, and the control API's unless `faults_off` says why not.
+fn app(demo: &Arc<Demo>, faults_off: Option<String>) -> Router {
+    let listing = listing(demo, faults_off.is_none());
+    let app = Router::new()
         .route(
             "/variants.json",
             get(move || async move { axum::Json(listing) }),
         )
         .route("/code/{variant}", get(code))
         .fallback(asset);
-    if host.is_loopback() {
-        app = app.merge(control::routes(Arc::clone(demo)));
-    } else {
-        // Faults on a page that others can reach would let anyone restart the variants.
-        say!("fault controls are off: --host {host} is not loopback");
+    match faults_off {
+        None => app.merge(control::routes(Arc::clone(demo))),
+        Some(why) => {
+            say!("fault controls are off: {why}");
+            app
+        }
     }
-    app
 }
 
-/// `GET /variants.json`: each variant's name, the URL the page streams from (the relay),
-/// the variant's own URL (for `/metrics`), its idiom gauge and the page's topics.
-fn listing(demo: &Demo) -> Value {
+/// `GET /variants.json`: each variant's name, the URL the page streams from (the relay, when
+/// the demo offers faults), the variant's own URL (for `/metrics`), its idiom gauge and the
+/// page's topics.
+fn listing(demo: &Demo, relayed: bool) -> Value {
     let variants: Vec<Value> = demo
         .targets
         .iter()
         .map(|target| {
+            let stream_from = if relayed {
+                format!("http://{}", target.relay.addr)
+            } else {
+                target.variant.url.clone()
+            };
             json!({
                 "name": target.variant.name,
-                "url": format!("http://{}", target.relay.addr),
-                "direct": target.variant.url(),
+                "url": stream_from,
+                "direct": target.variant.url,
                 "gauge": target.idiom_gauge(),
                 "topics": PAGE_TOPICS,
             })
@@ -307,10 +364,10 @@ async fn asset(uri: axum::http::Uri) -> Response {
 
 /// The origins the page is reachable at, for the variants' `--allowed-origins` and the
 /// control API's origin check.
-fn allowed_origins(page: SocketAddr) -> Vec<String> {
-    let mut origins = vec![format!("http://{page}")];
+fn allowed_origins(scheme: &str, page: SocketAddr) -> Vec<String> {
+    let mut origins = vec![format!("{scheme}://{page}")];
     if page.ip().is_loopback() {
-        origins.push(format!("http://localhost:{}", page.port()));
+        origins.push(format!("{scheme}://localhost:{}", page.port()));
     }
     origins
 }

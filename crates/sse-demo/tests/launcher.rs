@@ -1,7 +1,8 @@
 //! The launcher's life cycle, run as a user runs it: `sse-demo --port 0` starts three
 //! variant processes and the compare page; Ctrl-C stops them all; a variant that dies takes
-//! the demo down with it, and the others too. And the control API's guard rails: every bad
-//! input is a JSON 400, another origin is refused, and off loopback there is no API at all.
+//! the demo down with it, and the others too; `--tls` serves it all over HTTPS. And the
+//! control API's guard rails: every bad input is a JSON 400, another origin is refused, and
+//! off loopback (or over TLS, where the demo cannot read what it relays) there is no API.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Command, Stdio};
@@ -178,6 +179,76 @@ async fn starts_three_variants_with_a_compare_page_and_stops_them_on_ctrl_c() {
     for (name, _, pid) in &demo.variants {
         assert!(gone(*pid), "{name} still running");
     }
+}
+
+/// With `--tls`, the page and the three variants are served over HTTPS, each choosing
+/// HTTP/2 by ALPN, and every variant allows the page's `https://` origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_the_page_and_every_variant_speak_http2() {
+    let cert = sse_conformance::test_cert::TestCert::generate("demo").expect("a certificate");
+    let flags = cert.flags();
+    let mut demo = start_with(&["--tls", &flags[0], &flags[1], &flags[2], &flags[3]]);
+    assert!(demo.page.starts_with("https://"), "{}", demo.page);
+    let tls = cert.client(false).expect("a client configuration");
+    let secure = |url: &str| {
+        let mut target = target(url);
+        target.tls = Some(tls.clone());
+        target
+    };
+    let page = secure(&demo.page);
+    let connection = client::connect(&page, None).await.expect("a connection");
+    assert!(connection.is_http2(), "the page over HTTP/2");
+    let html = client::get(&page, "/").await.expect("the page");
+    assert!(
+        html.status == 200 && html.body.contains("compare.js"),
+        "{html:?}"
+    );
+    // The demo cannot read the streams it would relay over TLS: it offers no faults.
+    let faults = client::get(&page, "/faults").await.expect("an answer");
+    assert_eq!(faults.status, 404, "{}", faults.summary());
+    for (name, url, _) in &demo.variants {
+        assert!(url.starts_with("https://"), "{name}: {url}");
+        let variant = secure(url);
+        let mut connection = client::connect(&variant, None).await.expect("a connection");
+        assert!(connection.is_http2(), "{name} over HTTP/2");
+        let request = StreamRequest {
+            origin: Some(demo.page.clone()),
+            ..Default::default()
+        };
+        let mut events = Events::open_on(&mut connection, &variant, &request)
+            .await
+            .expect("a stream");
+        assert_eq!(
+            client::header(&events.headers, "access-control-allow-origin"),
+            demo.page,
+            "{name}"
+        );
+        assert_eq!(events.welcome().await.expect("welcome").server, *name);
+    }
+    kill(Pid::from_raw(demo.child.id() as i32), Signal::SIGINT).expect("signal");
+    let status = wait_exit(&mut demo.child, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "{status}: {}",
+        stderr_text(demo.child.stderr.take())
+    );
+}
+
+/// `--tls` without a certificate names the flag and the command that makes one.
+#[test]
+fn tls_without_a_certificate_says_how_to_make_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
+        .args(["--port", "0", "--tls", "--tls-cert", "/no/such/cert.pem"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("sse-demo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--tls-cert") && stderr.contains("dev-cert"),
+        "{stderr}"
+    );
 }
 
 #[test]

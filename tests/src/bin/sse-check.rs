@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
-use sse_conformance::client::{Raw, StreamRequest};
+use sse_conformance::client::{self, Raw, StreamRequest};
 use sse_conformance::report::{Outcome, Report};
 use sse_conformance::{Check, Profile, Publish, Target, checks, run_check};
 
@@ -25,6 +25,7 @@ Examples:
   sse-check http://127.0.0.1:3000 --header 'Cookie: session=abc123' --origin http://localhost:5173
   sse-check http://127.0.0.1:3000 --publish-url /notify --publish-body '{\"text\":\"hi\"}'
   sse-check http://127.0.0.1:3000 --only ids,resume --json > report.json
+  sse-check https://127.0.0.1:3443 --ca target/dev-cert/cert.pem     # HTTP/2 over TLS
 
 Exit status: 0 every check passed (skips allowed), 1 a check failed,
 2 the server could not be reached or a flag is wrong.";
@@ -35,7 +36,8 @@ Exit status: 0 every check passed (skips allowed), 1 a check failed,
 #[command(version, verbatim_doc_comment, after_help = AFTER_HELP, next_line_help = true)]
 struct Args {
     /// The server's base URL (http://127.0.0.1:3000), or its stream's own URL, whose path is
-    /// then the stream path (http://127.0.0.1:3000/events). Plain HTTP only.
+    /// then the stream path (http://127.0.0.1:3000/events). An https:// URL is checked over
+    /// HTTP/2 when the server offers it (ALPN), else HTTP/1.1.
     #[arg(verbatim_doc_comment)]
     url: url::Url,
     /// Which checks: `core` (any SSE server), `sse-idioms` (core and this project's
@@ -123,6 +125,15 @@ struct Args {
         hide_env_values = true
     )]
     jwt_secret: Option<String>,
+    /// For an https:// URL: trust this certificate (PEM: your CA, or the server's own
+    /// self-signed certificate) instead of the public web's CAs,
+    /// e.g. --ca target/dev-cert/cert.pem
+    #[arg(verbatim_doc_comment, long, value_name = "PEM", help_heading = "HTTPS")]
+    ca: Option<std::path::PathBuf>,
+    /// For an https:// URL: offer only HTTP/1.1 (ALPN), to check a server's HTTP/1.1 over
+    /// TLS rather than its HTTP/2, e.g. sse-check https://127.0.0.1:3443 --http1
+    #[arg(verbatim_doc_comment, long, help_heading = "HTTPS")]
+    http1: bool,
 }
 
 /// `--profile`'s values.
@@ -169,11 +180,14 @@ fn on_server(base: &url::Url, flag: &str, given: &str) -> url::Url {
 
 /// The target the flags describe.
 fn target(args: &Args) -> Target {
-    if args.url.scheme() != "http" {
-        refuse(
-            "URL",
-            "sse-check speaks plain HTTP; check the server on its own port",
-        );
+    let https = match args.url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => refuse("URL", format!("{other}:// is not http:// or https://")),
+    };
+    if !https && (args.ca.is_some() || args.http1) {
+        let flag = if args.ca.is_some() { "--ca" } else { "--http1" };
+        refuse(flag, "only means something for an https:// URL");
     }
     let mut base = args.url.clone();
     let own_path = match (base.path(), base.query()) {
@@ -205,7 +219,21 @@ fn target(args: &Args) -> Target {
     target.max_clients = args.max_clients;
     target.foreign_id = args.foreign_id.clone();
     target.jwt_secret = args.jwt_secret.clone();
+    if https {
+        target.tls = Some(tls(args));
+    }
     target
+}
+
+/// The TLS client configuration `--ca` and `--http1` describe.
+fn tls(args: &Args) -> std::sync::Arc<rustls::ClientConfig> {
+    let Some(ca) = &args.ca else {
+        return client::tls_public(args.http1).unwrap_or_else(|why| refuse("URL", why));
+    };
+    let pem =
+        std::fs::read(ca).unwrap_or_else(|e| refuse("--ca", format!("{}: {e}", ca.display())));
+    client::tls_trusting(&pem, args.http1)
+        .unwrap_or_else(|why| refuse("--ca", format!("{}: {why}", ca.display())))
 }
 
 /// The checks of `profile` that `--only` and `--skip` let through; none is a flag error.

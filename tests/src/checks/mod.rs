@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod core;
+pub mod http2;
 pub mod publish;
 pub mod resume;
 pub mod retry;
@@ -101,7 +102,7 @@ pub fn named(name: &str) -> Option<Check> {
     all().into_iter().find(|check| check.name == name)
 }
 
-/// This project's contract (docs/CONTRACT.md points 1 to 14), in contract order.
+/// This project's contract (docs/CONTRACT.md), in contract order.
 pub fn sse_idioms() -> Vec<Check> {
     vec![
         check!(1, stream::stream_has_the_contract_headers),
@@ -204,6 +205,12 @@ pub fn sse_idioms() -> Vec<Check> {
             17,
             auth::welcome_says_tokens_are_required,
             ["--jwt-secret", "conformance-jwt-secret-0123456789"]
+        ),
+        check!(18, http2::ten_streams_share_one_http2_connection),
+        check!(
+            18,
+            http2::a_stalled_http2_stream_holds_up_no_other_on_its_connection,
+            ["--tick-ms", "0"]
         ),
     ]
 }

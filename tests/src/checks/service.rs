@@ -118,13 +118,51 @@ pub async fn slow_consumer_is_disconnected_and_resumes_from_history(target: Targ
         );
     }
 
-    // Now the stalled one reads again: it must find its stream ended before the end (the
-    // server ended it, or its kernel reset the connection for the write timeout).
+    let healthy = Delivered {
+        ids: healthy_ids,
+        reconnects: healthy_reconnects,
+        published,
+        end,
+    };
+    stalled_reader_was_cut_and_resumes(&target, stalled, &welcome, lagged_before, &healthy).await
+}
+
+/// What a healthy subscriber received while another one stalled: the baseline the stalled
+/// one is judged against.
+pub struct Delivered {
+    /// Every id the healthy subscriber received, in order.
+    pub ids: Vec<String>,
+    /// How often it had to reconnect.
+    pub reconnects: usize,
+    /// The ids of the published `slow` events.
+    pub published: Vec<String>,
+    /// The id of the `slow-end` event published after them.
+    pub end: String,
+}
+
+/// The stalled subscriber reads again: it must find its stream ended before `end` (the
+/// server ended it, or its kernel reset the connection for the write timeout), counted in
+/// `sse_lagged_disconnects_total`; reconnecting with its last id, it gets with no reset
+/// exactly the `slow` events the healthy one got after that id.
+pub async fn stalled_reader_was_cut_and_resumes(
+    target: &Target,
+    mut stalled: Events,
+    welcome: &Welcome,
+    lagged_before: f64,
+    healthy: &Delivered,
+) -> Res {
+    let Delivered {
+        ids: healthy_ids,
+        reconnects: healthy_reconnects,
+        published,
+        end,
+    } = healthy;
+    let count = published.len();
     let mut last_id = String::new();
     let mut received = 0usize;
     loop {
         match stalled.next_or_end(Duration::from_secs(20)).await? {
-            Some(event) if event.id == end => {
+            Some(event) if event.id == *end => {
                 return Err(Problem::fail(
                     format!(
                         "the stalled subscriber to be disconnected after falling more than queue={} behind",
@@ -143,7 +181,7 @@ pub async fn slow_consumer_is_disconnected_and_resumes_from_history(target: Targ
         }
     }
     wait_for_metric(
-        &target,
+        target,
         "sse_lagged_disconnects_total",
         Duration::from_secs(5),
         |v| v > lagged_before,
@@ -151,7 +189,7 @@ pub async fn slow_consumer_is_disconnected_and_resumes_from_history(target: Targ
     .await?;
 
     // Reconnecting with its last id, it gets the rest from history, with no reset.
-    let mut resumed = Events::open(&target, &StreamRequest::resume(last_id.clone())).await?;
+    let mut resumed = Events::open(target, &StreamRequest::resume(last_id.clone())).await?;
     let opening = resumed.opening().await?;
     ensure!(
         opening.reset().is_none(),
@@ -162,10 +200,10 @@ pub async fn slow_consumer_is_disconnected_and_resumes_from_history(target: Targ
         )
     );
     let mut rest: Vec<_> = opening.first.into_iter().collect();
-    if !rest.iter().any(|e| e.id == end) {
+    if !rest.iter().any(|e| e.id == *end) {
         rest.extend(
             resumed
-                .until(Duration::from_secs(30), |e| e.id == end)
+                .until(Duration::from_secs(30), |e| e.id == *end)
                 .await?,
         );
     }

@@ -7,6 +7,7 @@
 
 pub mod compare;
 pub mod cross_origin;
+pub mod http2;
 pub mod max_clients;
 pub mod network_cut;
 pub mod nginx;

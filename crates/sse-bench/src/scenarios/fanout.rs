@@ -3,7 +3,8 @@
 //!
 //! The publishers are paced by the slowest subscriber, so that nobody falls `--queue`
 //! behind: the figure is what the server can deliver to everyone, not how fast it can drop
-//! laggards.
+//! laggards. The Redis fan-out scenario measures the same way with the subscribers split
+//! over two instances ([`FanoutSizes::measure`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use super::{Bench, Scenario};
 use crate::client::Publisher;
 use crate::now_us;
 use crate::report::{Row, f0, f1, mega};
+use crate::server::Server;
 use crate::wire::make_payload;
 
 /// The sizes of scenario 2.
@@ -144,10 +146,13 @@ async fn publish_paced(mut publisher: Publisher, pace: Arc<Pace>, payload: usize
     }
 }
 
-/// Refreshes the slowest subscriber's progress for the publishers until they stop.
-async fn watch_slowest(progress: Arc<Progress>, pace: Arc<Pace>) {
+/// Refreshes the slowest subscriber's progress, over every fleet, for the publishers until
+/// they stop.
+async fn watch_slowest(progress: Vec<Arc<Progress>>, pace: Arc<Pace>) {
     while !pace.stop.is_cancelled() {
-        pace.slowest.store(progress.slowest(), Ordering::Relaxed);
+        let slowest = progress.iter().map(|p| p.slowest()).min();
+        pace.slowest
+            .store(slowest.unwrap_or(u64::MAX), Ordering::Relaxed);
         // Each scan touches a cache line per subscriber; every 2 ms is plenty for a window
         // of tens of milliseconds.
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -162,36 +167,88 @@ struct Window {
     published: u64,
     /// Server CPU in it, percent of one core.
     server_cpu_pct: Option<f64>,
+    /// The sidecar's CPU in it, percent of one core.
+    sidecar_cpu_pct: Option<f64>,
 }
 
-impl Scenario for FanoutSizes {
-    type Outcome = Fanout;
+/// A fan-out measurement, and the CPU that another process (the Redis scenarios'
+/// `redis-server`) used over the same window.
+pub struct Measured {
+    /// What was measured, as the fan-out scenario reports it.
+    pub fanout: Fanout,
+    /// The other process's CPU in the measured window, percent of one core.
+    pub sidecar_cpu_pct: Option<f64>,
+}
 
-    fn connections(&self) -> usize {
-        self.fanout_subs
+/// `n` subscribers split as evenly as can be into `parts` fleets, the first ones larger.
+fn split(n: usize, parts: usize) -> Vec<usize> {
+    let parts = parts.max(1);
+    (0..parts)
+        .map(|i| n / parts + usize::from(i < n % parts))
+        .collect()
+}
+
+/// The sum of the servers' CPU seconds so far; `None` if any cannot be read.
+fn cpu_secs(servers: &[&Server]) -> Option<f64> {
+    servers.iter().map(|s| s.cpu_secs()).sum()
+}
+
+/// The sum of a counter over the servers' `/metrics`; `None` if no server has it.
+async fn metric_sum(servers: &[&Server], name: &str) -> Option<f64> {
+    let mut sum = None;
+    for server in servers {
+        if let Some(value) = server.metric(name).await {
+            *sum.get_or_insert(0.0) += value;
+        }
     }
+    sum
+}
 
-    async fn run(&self, bench: &Bench<'_>) -> Fanout {
-        let server = bench.server;
+impl FanoutSizes {
+    /// Measures fan-out with `--fanout-subs` subscribers split evenly over `servers` and
+    /// every publisher on the first of them, the servers' CPU summed; `sidecar` reads
+    /// another process's CPU seconds, measured over the same window. With one server this
+    /// is the fan-out scenario.
+    pub async fn measure(
+        &self,
+        servers: &[&Server],
+        sidecar: &dyn Fn() -> Option<f64>,
+    ) -> Measured {
+        let Some(first) = servers.first() else {
+            return Measured {
+                fanout: Fanout::nothing(),
+                sidecar_cpu_pct: None,
+            };
+        };
         let rec = Arc::new(Recorder::new(1));
-        let progress = Arc::new(Progress::new(self.fanout_subs));
-        let spec = SubSpec::new(server.target.clone(), 16 * 1024)
-            .recording(rec.clone())
-            .progress(progress.clone());
-        let fleet = Fleet::spawn(self.fanout_subs, &spec);
-        let connected = fleet.connected("fan-out", Duration::from_secs(60)).await;
+        let mut fleets = Vec::with_capacity(servers.len());
+        let mut progress = Vec::with_capacity(servers.len());
+        for (server, subs) in servers.iter().zip(split(self.fanout_subs, servers.len())) {
+            let fleet_progress = Arc::new(Progress::new(subs));
+            let spec = SubSpec::new(server.target.clone(), 16 * 1024)
+                .recording(rec.clone())
+                .progress(fleet_progress.clone());
+            fleets.push(Fleet::spawn(subs, &spec));
+            progress.push(fleet_progress);
+        }
+        let mut parts = Vec::with_capacity(fleets.len());
+        for fleet in &fleets {
+            parts.push(fleet.connected("fan-out", Duration::from_secs(60)).await);
+        }
+        let connected = Connected::sum(&parts);
 
         let pace = Arc::new(Pace::new(self.window));
         let watcher = tokio::spawn(watch_slowest(progress, pace.clone()));
         let publishers: Vec<_> = (0..self.publishers)
             .map(|_| {
-                let publisher = Publisher::new(server.target.clone());
+                let publisher = Publisher::new(first.target.clone());
                 tokio::spawn(publish_paced(publisher, pace.clone(), self.payload))
             })
             .collect();
         tokio::time::sleep(Duration::from_secs_f64(self.fanout_warmup_secs)).await;
         let window = {
-            let cpu_before = server.cpu_secs();
+            let cpu_before = cpu_secs(servers);
+            let sidecar_before = sidecar();
             let accepted_before = pace.accepted();
             let started = Instant::now();
             rec.set_phase(0);
@@ -200,7 +257,8 @@ impl Scenario for FanoutSizes {
             let secs = started.elapsed().as_secs_f64();
             Window {
                 secs,
-                server_cpu_pct: cpu_pct(cpu_before, server.cpu_secs(), secs),
+                server_cpu_pct: cpu_pct(cpu_before, cpu_secs(servers), secs),
+                sidecar_cpu_pct: cpu_pct(sidecar_before, sidecar(), secs),
                 published: pace.accepted() - accepted_before,
             }
         };
@@ -209,10 +267,13 @@ impl Scenario for FanoutSizes {
             let _ = publisher.await;
         }
         let _ = watcher.await;
-        let lagged = server.metric("sse_lagged_disconnects_total").await;
-        let dropped = fleet.stop().await;
+        let lagged = metric_sum(servers, "sse_lagged_disconnects_total").await;
+        let mut dropped = 0;
+        for fleet in fleets {
+            dropped += fleet.stop().await;
+        }
         let q = rec.ms(0, &[0.5, 0.99, 0.999]);
-        Fanout {
+        let fanout = Fanout {
             connected,
             events_per_sec: rec.received(0) as f64 / window.secs,
             publishes_per_sec: window.published as f64 / window.secs,
@@ -223,7 +284,41 @@ impl Scenario for FanoutSizes {
             dropped,
             publish_errors: pace.errors.load(Ordering::Relaxed),
             lagged,
+        };
+        Measured {
+            fanout,
+            sidecar_cpu_pct: window.sidecar_cpu_pct,
         }
+    }
+}
+
+impl Fanout {
+    /// The outcome of a measurement that had no server to measure.
+    fn nothing() -> Self {
+        Self {
+            connected: Connected::sum(&[]),
+            events_per_sec: 0.0,
+            publishes_per_sec: 0.0,
+            p50_ms: None,
+            p99_ms: None,
+            p999_ms: None,
+            server_cpu_pct: None,
+            dropped: 0,
+            publish_errors: 0,
+            lagged: None,
+        }
+    }
+}
+
+impl Scenario for FanoutSizes {
+    type Outcome = Fanout;
+
+    fn connections(&self) -> usize {
+        self.fanout_subs
+    }
+
+    async fn run(&self, bench: &Bench<'_>) -> Fanout {
+        self.measure(&[bench.server], &|| None).await.fanout
     }
 
     fn progress(&self, r: &Fanout) -> String {
@@ -274,6 +369,15 @@ mod tests {
         assert!(!waiting.is_finished(), "event 3 is past 0 + window 2");
         pace.slowest.store(1, Ordering::Relaxed);
         assert_eq!(waiting.await.ok().flatten(), Some(3));
+    }
+
+    #[test]
+    fn subscribers_split_evenly_over_instances_the_first_ones_larger() {
+        assert_eq!(split(1000, 1), [1000]);
+        assert_eq!(split(1001, 2), [501, 500]);
+        assert_eq!(split(5, 3), [2, 2, 1]);
+        assert_eq!(split(7, 0), [7], "no instance counts as one");
+        assert_eq!(split(1000, 2).iter().sum::<usize>(), 1000);
     }
 
     #[tokio::test]

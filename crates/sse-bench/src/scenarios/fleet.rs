@@ -185,6 +185,19 @@ pub struct Connected {
     pub secs: f64,
 }
 
+impl Connected {
+    /// What connecting several fleets achieved together: their streams added up, the first
+    /// example failure, and the longest time (they connect at the same time).
+    pub fn sum(parts: &[Self]) -> Self {
+        Self {
+            ready: parts.iter().map(|p| p.ready).sum(),
+            failed: parts.iter().map(|p| p.failed).sum(),
+            first_error: parts.iter().find_map(|p| p.first_error.clone()),
+            secs: parts.iter().map(|p| p.secs).fold(0.0, f64::max),
+        }
+    }
+}
+
 impl Fleet {
     /// Starts `n` subscribers doing what `spec` says, a few at a time.
     pub fn spawn(n: usize, spec: &SubSpec) -> Self {
@@ -319,6 +332,27 @@ mod tests {
         ];
         assert_eq!(dropped(&ends), 2);
         assert_eq!(dropped(&[SubEnd::Cancelled, SubEnd::Failed]), 0);
+    }
+
+    #[test]
+    fn fleets_connected_together_add_up_and_take_the_longest() {
+        let part = |ready, failed, error: Option<&str>, secs| Connected {
+            ready,
+            failed,
+            first_error: error.map(str::to_owned),
+            secs,
+        };
+        let sum = Connected::sum(&[
+            part(500, 0, None, 1.5),
+            part(498, 2, Some("HTTP 503"), 1.25),
+        ]);
+        assert_eq!((sum.ready, sum.failed), (998, 2));
+        assert_eq!(sum.first_error.as_deref(), Some("HTTP 503"));
+        assert_eq!(sum.secs, 1.5);
+        let one = Connected::sum(&[part(7, 1, Some("x"), 0.5)]);
+        assert_eq!((one.ready, one.failed, one.secs), (7, 1, 0.5));
+        let none = Connected::sum(&[]);
+        assert_eq!((none.ready, none.failed, none.first_error), (0, 0, None));
     }
 
     /// A spec for tests: the target is never connected to.

@@ -20,10 +20,14 @@ mod fanout;
 mod fleet;
 mod hold;
 mod latency;
+mod publish;
 mod record;
+mod redis_fanout;
+mod redis_resume;
 mod resume;
 mod slow;
 mod storm;
+mod targets;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -60,15 +64,19 @@ pub struct Bench<'a> {
     /// `--payload`: bytes per event. It is declared and documented among the fan-out
     /// flags, but latency and resume publish events of that size too.
     pub payload: usize,
+    /// The fan-out scenario's sizes, which the Redis fan-out scenario measures with too, so
+    /// that its in-memory figure is the fan-out scenario's.
+    pub fanout: &'a fanout::FanoutSizes,
 }
 
 impl Sizes {
     /// What every scenario gets besides its own sizes.
-    fn bench<'a>(&self, server: &'a Server, launch: Option<&'a Launch>) -> Bench<'a> {
+    fn bench<'a>(&'a self, server: &'a Server, launch: Option<&'a Launch>) -> Bench<'a> {
         Bench {
             server,
             launch,
             payload: self.fanout.payload,
+            fanout: &self.fanout,
         }
     }
 }
@@ -83,9 +91,10 @@ pub fn chart() -> Vec<Figure> {
     ]
 }
 
-/// What the scenarios add to the markdown after the table: the storm's histograms.
+/// What the scenarios add to the markdown after the table: the storm's histograms, then the
+/// Redis scenarios' targets.
 pub fn appendix(run: &Run) -> String {
-    storm::histograms(run)
+    storm::histograms(run) + &targets::redis(run)
 }
 
 /// Declares the scenarios from one list of `Variant => key: Sizes` entries, each with the
@@ -182,6 +191,20 @@ registry! {
     // without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     Storm => storm: storm::StormSizes,
+    /// Publishes/s accepted from keep-alive publishers while subscribers listen, on the
+    /// memory hub and on --hub redis, beside redis-benchmark's XADD rate (needs
+    /// redis-server).
+    // Records from before this and the next scenarios have no key for them either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    Publish => publish: publish::PublishSizes,
+    /// Fan-out through one Redis log to two instances, beside the memory hub's (needs
+    /// redis-server; takes the fan-out flags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    RedisFanout => redis_fanout: redis_fanout::RedisFanoutSizes,
+    /// Clients of one instance all resume at once on another sharing its Redis log (needs
+    /// redis-server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    RedisResume => redis_resume: redis_resume::RedisResumeSizes,
 }
 
 #[cfg(test)]
@@ -203,6 +226,9 @@ mod tests {
     fn every_scenario_has_rows_and_an_outcome_key() {
         let all_ran = Outcomes {
             storm: Some(storm::Storm::default()),
+            publish: Some(publish::Publish::default()),
+            redis_fanout: Some(redis_fanout::RedisFanout::default()),
+            redis_resume: Some(redis_resume::RedisResume::default()),
             ..Outcomes::default()
         };
         let keys = serde_json::to_value(all_ran).expect("serialisable");
@@ -212,12 +238,15 @@ mod tests {
     }
 
     #[test]
-    fn a_storm_that_did_not_run_leaves_no_key_while_older_scenarios_keep_theirs() {
+    fn newer_scenarios_that_did_not_run_leave_no_key_while_older_ones_keep_theirs() {
         let keys = serde_json::to_value(Outcomes::default()).expect("serialisable");
         let keys = keys.as_object().expect("an object");
-        assert!(!keys.contains_key("storm"));
+        for newer in ["storm", "publish", "redis_fanout", "redis_resume"] {
+            assert!(!keys.contains_key(newer), "{newer}");
+        }
         assert_eq!(keys.get("resume"), Some(&serde_json::Value::Null));
         let read: Outcomes = serde_json::from_str("{}").expect("every key may be missing");
         assert!(read.storm.is_none() && read.hold.is_none());
+        assert!(read.publish.is_none() && read.redis_fanout.is_none());
     }
 }
