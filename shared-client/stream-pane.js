@@ -342,21 +342,29 @@ export function mountStreamPane(container, options = {}) {
     if (statsTimer !== null || statsCallbacks.size === 0) return;
     statsTimer = setTimeout(() => {
       statsTimer = null;
-      const stats = currentStats();
-      const json = JSON.stringify(stats);
-      if (json === lastStatsJson) return;
-      lastStatsJson = json;
-      for (const callback of statsCallbacks) callback(stats);
+      emitStats();
     }, STATS_THROTTLE_MS);
   }
 
+  // Calls back with the stats if they changed since the last call.
+  function emitStats() {
+    const stats = currentStats();
+    const json = JSON.stringify(stats);
+    if (json === lastStatsJson) return;
+    lastStatsJson = json;
+    for (const callback of statsCallbacks) callback(stats);
+  }
+
   // The rate decays even when nothing arrives, so it needs its own clock; the
-  // countdown to the next try shares it.
+  // countdown to the next try shares it. It also reports the stats itself: on
+  // the compare page, after a run of refusals, headless Chromium was seen to
+  // leave a throttle timer pending for half a minute, and figures must not
+  // stay stale for longer than this clock's tick.
   setInterval(() => {
     const cutoff = Date.now() - RATE_WINDOW_MS;
     recentEvents = recentEvents.filter((time) => time > cutoff);
     renderWaiting();
-    scheduleStats();
+    emitStats();
   }, 1000);
 
   function onStats(callback) {
@@ -374,7 +382,8 @@ export function mountStreamPane(container, options = {}) {
 // --- DOM helpers ----------------------------------------------------------
 
 // createElement with attributes; string children become text nodes, never markup.
-function el(tag, attributes = {}, ...children) {
+// Exported for the compare page's other modules, which build their DOM the same way.
+export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   node.append(...children);

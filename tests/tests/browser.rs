@@ -10,6 +10,10 @@
 //! subscriber (`client::Events`). A failing trial leaves a screenshot in
 //! `target/e2e/<variant>-<scenario>-failed.png`; the page scenario always writes
 //! `target/e2e/<variant>.png`.
+//!
+//! The demo's compare page has trials of its own, `sse-demo::<scenario>`, each against a
+//! real `sse-demo` (three variant processes) that this binary runs as itself (see
+//! `e2e::demo`); each writes `target/e2e/compare-<fault>.png`.
 
 mod e2e;
 mod scenarios;
@@ -23,6 +27,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use sse_conformance::harness::Variant;
 
 use e2e::chrome::Browser;
+use e2e::demo;
 use e2e::stage::Stage;
 use e2e::{Context, Outcome, artifacts_dir};
 
@@ -133,7 +138,70 @@ impl Scenario {
     }
 }
 
+/// One scenario of the demo's compare page, run once against its three variants.
+#[derive(Debug, Clone, Copy)]
+enum CompareScenario {
+    /// The page opens with code, internals and live panes.
+    Page,
+    /// The stall fault's rows.
+    Stall,
+    /// The flood fault's rows.
+    Flood,
+    /// The network cut's rows.
+    Cut,
+    /// The restart's rows, on the memory hub.
+    Restart,
+    /// The restart's rows, on one Redis log.
+    RedisRestart,
+    /// The max-clients fault's rows, and the panes' 503s.
+    MaxClients,
+}
+
+impl CompareScenario {
+    /// Every compare scenario, in the order they run.
+    const ALL: [CompareScenario; 7] = [
+        CompareScenario::Page,
+        CompareScenario::Stall,
+        CompareScenario::Flood,
+        CompareScenario::Cut,
+        CompareScenario::Restart,
+        CompareScenario::RedisRestart,
+        CompareScenario::MaxClients,
+    ];
+
+    /// The trial name's second half, and the failure screenshot's suffix.
+    fn name(self) -> &'static str {
+        match self {
+            CompareScenario::Page => "compare_page_shows_code_and_internals",
+            CompareScenario::Stall => "stall_fault_rows_and_code",
+            CompareScenario::Flood => "flood_fault_rows_and_code",
+            CompareScenario::Cut => "cut_fault_rows_and_code",
+            CompareScenario::Restart => "restart_fault_rows_and_code",
+            CompareScenario::RedisRestart => "restart_on_redis_fault_resumes_exactly",
+            CompareScenario::MaxClients => "max_clients_fault_rows_and_503s",
+        }
+    }
+
+    /// Runs the scenario in `browser`.
+    async fn run(self, browser: &Browser) -> Outcome {
+        use scenarios::compare;
+        match self {
+            CompareScenario::Page => compare::compare_page_shows_code_and_internals(browser).await,
+            CompareScenario::Stall => compare::stall_fault(browser).await,
+            CompareScenario::Flood => compare::flood_fault(browser).await,
+            CompareScenario::Cut => compare::cut_fault(browser).await,
+            CompareScenario::Restart => compare::restart_fault(browser).await,
+            CompareScenario::RedisRestart => compare::restart_on_redis_fault(browser).await,
+            CompareScenario::MaxClients => compare::max_clients_fault(browser).await,
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    // This binary also runs the demo (and the demo's variants) for the compare scenarios.
+    if demo::is_demo_run() {
+        return sse_demo::main();
+    }
     let mut args = Arguments::from_args();
     // One trial at a time unless asked otherwise: each runs a Chromium and a server, and
     // the time bounds assume they do not fight over a small machine's cores.
@@ -153,6 +221,12 @@ fn main() -> ExitCode {
                 .with_ignored_flag(true)
             })
         })
+        .chain(CompareScenario::ALL.map(|scenario| {
+            Trial::test(format!("sse-demo::{}", scenario.name()), move || {
+                compare_trial(scenario)
+            })
+            .with_ignored_flag(true)
+        }))
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     print_timings();
@@ -167,15 +241,50 @@ fn trial(variant: Variant, scenario: Scenario) -> Result<(), Failed> {
         .build()
         .context("building a runtime")
         .and_then(|runtime| runtime.block_on(staged(variant, scenario)));
+    note_time(
+        format!("{}::{}", variant.name, scenario.name()),
+        started,
+        outcome.is_ok(),
+    );
+    outcome.map_err(Failed::from)
+}
+
+/// Runs one compare scenario on a runtime of its own, and notes its time.
+fn compare_trial(scenario: CompareScenario) -> Result<(), Failed> {
+    let started = Instant::now();
+    let name = format!("sse-demo::{}", scenario.name());
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building a runtime")
+        .and_then(|runtime| runtime.block_on(compare_staged(scenario)));
+    note_time(name, started, outcome.is_ok());
+    outcome.map_err(Failed::from)
+}
+
+/// Starts a browser, runs the compare scenario, keeps a screenshot if it failed.
+async fn compare_staged(scenario: CompareScenario) -> Outcome {
+    let failed_shot = artifacts_dir()?.join(format!("sse-demo-{}-failed.png", scenario.name()));
+    // A screenshot left by an earlier failed run would misreport this one.
+    let _ = std::fs::remove_file(&failed_shot);
+    let browser = Browser::start().await?;
+    let mut outcome = scenario.run(&browser).await;
+    if let Err(problem) = &mut outcome {
+        match browser.screenshot(&failed_shot).await {
+            Ok(()) => problem.push_str(&format!("\nscreenshot: {}", failed_shot.display())),
+            Err(error) => problem.push_str(&format!("\n(no screenshot: {error})")),
+        }
+    }
+    let finished = browser.finish().await;
+    outcome.and(finished)
+}
+
+/// Notes how long a trial took, for the table printed after the run.
+fn note_time(name: String, started: Instant, ok: bool) {
     let mut timings = TIMINGS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    timings.push((
-        format!("{}::{}", variant.name, scenario.name()),
-        started.elapsed(),
-        outcome.is_ok(),
-    ));
-    outcome.map_err(Failed::from)
+    timings.push((name, started.elapsed(), ok));
 }
 
 /// Prints how long each trial that ran took.

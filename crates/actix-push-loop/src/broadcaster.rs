@@ -29,17 +29,27 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix_web_lab::sse;
 use futures_util::{Stream, StreamExt as _};
 use sse_core::hub::Subscription;
-use sse_core::metrics::Metrics;
+use sse_core::metrics::{GaugeSpec, IdiomGauge, Metrics};
 use sse_core::topic::Selectors;
 use sse_core::{Admission, Event, EventId, Service};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::wrappers::ReceiverStream;
 
+/// This idiom's own figure on `/metrics`: the list's length. It can differ from the
+/// connected clients, since the list and the response bodies live apart: a cut client's body
+/// drains after it left the list, a gone client stays listed until the next push finds it.
+pub static LISTED: GaugeSpec = GaugeSpec {
+    name: "sse_client_list_len",
+    help: "Clients on the push loop's list now (an sse-idioms extension).",
+};
+
 /// The client list and the one task that writes to it.
 pub struct Broadcaster {
     /// Hub, metrics, config and shutdown token.
     service: Arc<Service>,
+    /// The list's length, as `/metrics` shows it; set after every change.
+    listed: Arc<IdiomGauge>,
     /// Everything the broadcaster and joining clients share; one lock, so a join sees the
     /// list and the broadcaster's position as one consistent state.
     ///
@@ -93,6 +103,7 @@ impl Broadcaster {
     fn new(service: Arc<Service>) -> (Arc<Self>, broadcast::Receiver<Arc<Event>>) {
         let Subscription { live, position, .. } = service.hub.subscribe(None);
         let broadcaster = Arc::new(Broadcaster {
+            listed: service.metrics.idiom_gauge(&LISTED),
             service,
             clients: Mutex::new(Clients {
                 list: Vec::new(),
@@ -112,21 +123,22 @@ impl Broadcaster {
                 received = live.recv() => received,
                 () = service.shutdown.cancelled() => break,
             };
+            let mut clients = self.lock();
             match received {
-                Ok(event) => self.lock().push(&event, &service.metrics),
-                Err(RecvError::Lagged(missed)) => {
-                    live = self.lock().resync(missed, service);
-                }
+                Ok(event) => clients.push(&event, &service.metrics),
+                Err(RecvError::Lagged(missed)) => live = clients.resync(missed, service),
                 // The hub started a new log (a shared backend lost its data): what every
                 // client has is from the old one, so each must resume on its own.
-                Err(RecvError::Closed) => live = self.lock().restart(service),
+                Err(RecvError::Closed) => live = clients.restart(service),
             }
+            self.listed.set(clients.list.len());
         }
         let mut clients = self.lock();
         clients.closed = true;
         // Dropping every sender ends every stream once its queue has drained; a client too
         // stalled to drain it is cut off by actix's shutdown timeout instead.
         clients.list.clear();
+        self.listed.set(0);
     }
 
     /// Puts a new client on the list, its queue already holding `welcome`, `reset` (if
@@ -176,6 +188,7 @@ impl Broadcaster {
             topics,
             skip_through,
         });
+        self.listed.set(clients.list.len());
         Some(rx)
     }
 

@@ -28,6 +28,8 @@ pub const SERVER: &str = "axum-stream-map";
 
 /// The router: every endpoint of the contract, with the CORS policy around all of them.
 pub fn app(service: Arc<Service>) -> Router {
+    // Declared now, so that `/metrics` shows it before the first stream.
+    service.metrics.idiom_gauge(&stream::PIPELINES);
     let stream = get(stream::stream).layer(middleware::map_response(stream_headers));
     Router::new()
         .route("/stream", stream)

@@ -34,11 +34,19 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use futures_util::stream::{self, StreamExt as _};
+use sse_core::metrics::GaugeSpec;
 use sse_core::{Service, frame};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::Admitted;
+
+/// This idiom's own figure on `/metrics`. It keeps no state outside the pipeline, so the
+/// figure is the connected clients again, counted by what holds them.
+pub static PIPELINES: GaugeSpec = GaugeSpec {
+    name: "sse_pipelines_open",
+    help: "Stream-map pipelines alive now (an sse-idioms extension).",
+};
 
 /// `GET /stream`: the contract's event stream for one admitted client, as one pipeline.
 pub async fn stream(
@@ -70,10 +78,14 @@ pub async fn stream(
         .chain(events)
         .take_until(opening.end);
 
-    let guard = opening.guard;
+    // The client's places in the connected-clients gauge and in the open pipelines.
+    let guards = (
+        opening.guard,
+        service.metrics.idiom_gauge(&PIPELINES).hold(),
+    );
     let body = frame::keep_alive(frames, service.config.keepalive).map(move |frame| {
-        // Owning the guard here ties the gauge to the stream's life.
-        let _connected = &guard;
+        // Owning the guards here ties the gauges to the stream's life.
+        let _connected = &guards;
         Ok::<_, Infallible>(frame)
     });
     (

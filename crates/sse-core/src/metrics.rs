@@ -3,10 +3,14 @@
 //! The connected-clients gauge is driven by [`ClientGuard`]: a variant holds one for as long
 //! as it serves a stream and drops it with the stream, so the gauge cannot drift whatever the
 //! idiom does on disconnect.
+//!
+//! Each variant may also declare one [`IdiomGauge`] of its own (an sse-idioms extension to
+//! `/metrics`): the state its idiom keeps per stream, which the compare page shows beside the
+//! contract's figures.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::connection::Connection;
 use crate::hub::HubStatus;
@@ -27,6 +31,8 @@ pub struct Metrics {
     /// Subscribers disconnected for falling behind their queue, or for holding bytes their
     /// peer did not acknowledge past the write timeout.
     lagged: AtomicU64,
+    /// The idiom's own gauge, once the variant has declared it.
+    idiom: OnceLock<Arc<IdiomGauge>>,
 }
 
 impl Metrics {
@@ -81,6 +87,18 @@ impl Metrics {
     pub fn add_lagged(&self, missed: u64) {
         self.lagged.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(missed, "slow client disconnected: it fell behind its queue");
+    }
+
+    /// This server's idiom gauge, declared by the first call (later calls get the same one,
+    /// whatever `spec` they pass): one per server, rendered after the contract's metrics.
+    pub fn idiom_gauge(&self, spec: &'static GaugeSpec) -> Arc<IdiomGauge> {
+        let gauge = self.idiom.get_or_init(|| {
+            Arc::new(IdiomGauge {
+                spec,
+                value: AtomicUsize::new(0),
+            })
+        });
+        Arc::clone(gauge)
     }
 
     /// The Prometheus text exposition (format 0.0.4) of these counters and `hub`.
@@ -162,7 +180,63 @@ impl Metrics {
                 rss,
             );
         }
+        if let Some(idiom) = self.idiom.get() {
+            metric(
+                idiom.spec.name,
+                "gauge",
+                idiom.spec.help,
+                idiom.value.load(Ordering::Relaxed) as u64,
+            );
+        }
         out
+    }
+}
+
+/// The name and help text of an idiom's own gauge.
+#[derive(Debug)]
+pub struct GaugeSpec {
+    /// The metric's name, e.g. `sse_client_list_len`.
+    pub name: &'static str,
+    /// Its `# HELP` line: what the figure counts, in the idiom's terms.
+    pub help: &'static str,
+}
+
+/// A gauge of what one idiom holds: the push loop sets it to its list's length, the pull
+/// idioms [`hold`](IdiomGauge::hold) a place in it for as long as a pipeline or generator
+/// lives.
+#[derive(Debug)]
+pub struct IdiomGauge {
+    /// What it is called on `/metrics`.
+    spec: &'static GaugeSpec,
+    /// The figure now.
+    value: AtomicUsize,
+}
+
+impl IdiomGauge {
+    /// Sets the figure, for an idiom that can count its state outright.
+    pub fn set(&self, value: usize) {
+        self.value.store(value, Ordering::Relaxed);
+    }
+
+    /// Counts one more until the returned guard drops: move it into what it counts.
+    pub fn hold(self: &Arc<Self>) -> IdiomGuard {
+        self.value.fetch_add(1, Ordering::Relaxed);
+        IdiomGuard(Arc::clone(self))
+    }
+
+    /// The figure now.
+    pub fn get(&self) -> usize {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+/// One place in an [`IdiomGauge`]; dropping it gives the place back.
+#[derive(Debug)]
+pub struct IdiomGuard(Arc<IdiomGauge>);
+
+impl Drop for IdiomGuard {
+    fn drop(&mut self) {
+        self.0.value.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -237,5 +311,32 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
+        assert!(!text.contains("sse_test_things"), "no idiom gauge declared");
+    }
+
+    #[test]
+    fn an_idiom_gauge_is_declared_once_and_counts_what_holds_it() {
+        static THINGS: GaugeSpec = GaugeSpec {
+            name: "sse_test_things",
+            help: "Things alive now.",
+        };
+        let metrics = Metrics::default();
+        let gauge = metrics.idiom_gauge(&THINGS);
+        let held = gauge.hold();
+        let again = metrics.idiom_gauge(&THINGS).hold();
+        let text = metrics.render("x", &HubStatus::default());
+        assert!(
+            text.contains("# HELP sse_test_things Things alive now.\n"),
+            "{text}"
+        );
+        assert!(text.contains("sse_test_things{server=\"x\"} 2\n"), "{text}");
+        drop((held, again));
+        assert_eq!(gauge.get(), 0);
+        gauge.set(5);
+        assert!(
+            metrics
+                .render("x", &HubStatus::default())
+                .contains("sse_test_things{server=\"x\"} 5\n")
+        );
     }
 }

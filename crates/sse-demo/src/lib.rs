@@ -1,4 +1,4 @@
-//! sse-demo: the three idioms side by side, live.
+//! sse-demo: the three idioms side by side, live, and faults to watch them differ.
 //!
 //! One command starts every variant as its own process, on consecutive ports after the
 //! compare page's, and serves the compare page: three stream panes, one per variant, each an
@@ -6,26 +6,16 @@
 //! `--allowed-origins`). Separate processes keep the comparison honest: each variant has
 //! its own runtime, memory and `/metrics`, exactly as when run alone.
 //!
+//! Beside each pane the page shows the variant's idiom file, as built into this binary
+//! ([`code`]), and buttons that make the demo fault all three variants at once (the control
+//! API in `control`, on loopback only): a stalled reader, a flood, a network cut, a restart,
+//! a full server. For the cut, and to see what the page received, each pane's stream goes
+//! through a relay of the demo's own (`relay`).
+//!
 //! The variants are not found on disk: this binary links all three and re-runs itself as
 //! one of them, selected by [`CHILD_VAR`], so `cargo run -p sse-demo` needs nothing else
-//! built. Ctrl-C (or SIGTERM) stops every variant cleanly; if one variant dies, the demo
-//! says so and stops the rest.
-
-use std::net::{IpAddr, SocketAddr};
-use std::process::{ExitCode, Stdio};
-use std::time::Duration;
-
-use axum::Router;
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use clap::Parser;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use sse_core::config::HubKind;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+//! built. Ctrl-C (or SIGTERM) stops every variant cleanly; if one variant dies by itself,
+//! the demo says so and stops the rest.
 
 /// Prints a line on stdout, ignoring a closed pipe (`sse-demo | head -3` must not panic).
 macro_rules! say {
@@ -35,17 +25,40 @@ macro_rules! say {
     }};
 }
 
+mod children;
+mod client;
+pub mod code;
+mod control;
+mod faults;
+pub mod relay;
+pub mod watch;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clap::Parser;
+use serde_json::{Value, json};
+use sse_core::config::HubKind;
+use tokio::sync::mpsc;
+
+use crate::children::{Recipe, Variant};
+use crate::code::IdiomFile;
+use crate::control::Demo;
+use crate::faults::{PAGE_TOPICS, Target};
+use crate::relay::Relay;
+
 /// The environment variable that makes this binary run one variant's `main`.
 pub const CHILD_VAR: &str = "SSE_DEMO_VARIANT";
 
-/// How long a variant may take to print its `listening on` line.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long a write to a page client may stall before its connection is cut.
-const PAGE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a variant may take to exit after SIGTERM (the contract says 5 s).
-const STOP_TIMEOUT: Duration = Duration::from_secs(6);
+const PAGE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The variants, in the order their columns appear: name and blocking `serve`, which
 /// `sse_core::cli::main` runs as the variant's own binary does.
@@ -55,9 +68,35 @@ const VARIANTS: [(&str, sse_core::cli::Serve); 3] = [
     (warp_generator::SERVER, warp_generator::serve),
 ];
 
-/// The compare page's own files; the pane module and styles come from sse-core's assets.
-const PAGE: &str = include_str!("../../../shared-client/compare.html");
-const PAGE_SCRIPT: &str = include_str!("../../../shared-client/compare.js");
+/// The compare page's own files, `(path, content type, body)`; the pane module and styles
+/// come from sse-core's assets.
+const PAGE_FILES: [(&str, &str, &str); 5] = [
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../../../shared-client/compare.html"),
+    ),
+    (
+        "/compare.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../shared-client/compare.js"),
+    ),
+    (
+        "/code-view.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../shared-client/code-view.js"),
+    ),
+    (
+        "/faults.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../shared-client/faults.js"),
+    ),
+    (
+        "/docs/IDIOMS.md",
+        "text/plain; charset=utf-8",
+        code::IDIOMS_MD,
+    ),
+];
 
 /// Starts the three variants and a compare page for them.
 #[derive(Debug, Parser)]
@@ -116,16 +155,6 @@ impl Args {
     }
 }
 
-/// A running variant.
-struct Variant {
-    /// The crate name, which the variant also gives in `welcome`: the pane's title.
-    name: &'static str,
-    /// Its base URL, from its `listening on` line.
-    url: String,
-    /// The child process.
-    child: Child,
-}
-
 /// The whole program: a variant if [`CHILD_VAR`] says so, else the launcher.
 pub fn main() -> ExitCode {
     if let Ok(name) = std::env::var(CHILD_VAR) {
@@ -176,67 +205,27 @@ async fn launch(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut variants = Vec::new();
-    for (offset, (name, _)) in (1u16..).zip(VARIANTS) {
-        let port = if args.port == 0 {
-            0
-        } else {
-            args.port.saturating_add(offset)
-        };
-        match start(
-            name,
-            args.host,
-            port,
-            &allowed_origins(scheme, page),
-            &args.variant_flags(),
-        )
-        .await
-        {
-            Ok(variant) => {
-                say!(
-                    "{name} listening on {} (pid {})",
-                    variant.url,
-                    variant.child.id().unwrap_or(0)
-                );
-                variants.push(variant);
-            }
-            Err(error) => {
-                eprintln!("error: {name} did not start: {error}");
-                stop_all(&mut variants).await;
-                return ExitCode::FAILURE;
-            }
+    let origins = allowed_origins(scheme, page);
+    let recipe = Recipe {
+        host: args.host,
+        origins: origins.join(","),
+        flags: args.variant_flags(),
+    };
+    let (died, mut deaths) = mpsc::channel(VARIANTS.len());
+    let demo = match start_variants(&args, recipe, died).await {
+        Ok(targets) => Demo::new(targets, origins),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
         }
-    }
-    let listing: Vec<_> = variants
-        .iter()
-        .map(|v| serde_json::json!({ "name": v.name, "url": v.url }))
-        .collect();
-    let app = Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", PAGE) }),
-        )
-        .route(
-            "/compare.js",
-            get(|| async { asset("text/javascript; charset=utf-8", PAGE_SCRIPT) }),
-        )
-        .route(
-            "/variants.json",
-            get(|State(listing): State<serde_json::Value>| async move { axum::Json(listing) }),
-        )
-        .fallback(|uri: axum::http::Uri| async move {
-            sse_core::assets::get(uri.path()).map_or_else(
-                || (axum::http::StatusCode::NOT_FOUND, "not found").into_response(),
-                |reply| asset(reply.content_type, reply.body.into_owned()),
-            )
-        })
-        .with_state(serde_json::Value::Array(listing));
+    };
     let stop_page = sse_core::CancellationToken::new();
     let listen = sse_core::transport::Listen {
         tls,
         write_timeout: PAGE_WRITE_TIMEOUT,
         shutdown: stop_page.clone(),
     };
+    let app = app(&demo, faults_off(&args));
     let page_server = tokio::spawn(sse_core::transport::serve_app(listener, app, listen));
     say!("compare page listening on {scheme}://{page}");
 
@@ -245,67 +234,142 @@ async fn launch(args: Args) -> ExitCode {
             say!("stopping the three variants");
             ExitCode::SUCCESS
         }
-        (name, status) = first_exit(&mut variants) => {
+        Some((name, status)) = deaths.recv() => {
             eprintln!("error: {name} exited ({status}); stopping the others");
             ExitCode::FAILURE
         }
     };
-    stop_all(&mut variants).await;
+    demo.stop().await;
     stop_page.cancel();
     let _ = page_server.await;
     outcome
 }
 
-/// The origins the page is reachable at, for the variants' `--allowed-origins`.
-fn allowed_origins(scheme: &str, page: SocketAddr) -> String {
+/// Starts every variant, each with a relay in front of it; a variant that does not start
+/// stops the ones before it.
+async fn start_variants(
+    args: &Args,
+    recipe: Recipe,
+    died: mpsc::Sender<children::Died>,
+) -> Result<Vec<Target>, String> {
+    let mut targets: Vec<Target> = Vec::new();
+    for (offset, (name, _)) in (1u16..).zip(VARIANTS) {
+        let port = if args.port == 0 {
+            0
+        } else {
+            args.port.saturating_add(offset)
+        };
+        let started = async {
+            let (variant, pid) = Variant::start(name, port, recipe.clone(), died.clone()).await?;
+            say!("{name} listening on {} (pid {pid})", variant.url);
+            let relay = Relay::start(args.host, variant.addr).await?;
+            Ok::<_, std::io::Error>(Target { variant, relay })
+        };
+        match started.await {
+            Ok(target) => targets.push(target),
+            Err(error) => {
+                for target in &targets {
+                    target.variant.stop().await;
+                }
+                return Err(format!("{name} did not start: {error}"));
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// Why the demo offers no faults, if it does not: off loopback, faults on a page that others
+/// can reach would let anyone restart the variants; over TLS, the relay cannot read what it
+/// relays, and the demo's own client speaks plain HTTP.
+fn faults_off(args: &Args) -> Option<String> {
+    if !args.host.is_loopback() {
+        return Some(format!("--host {} is not loopback", args.host));
+    }
+    args.tls
+        .then(|| "with --tls the demo cannot read the streams it relays".to_owned())
+}
+
+/// The compare page's routes, and the control API's unless `faults_off` says why not.
+fn app(demo: &Arc<Demo>, faults_off: Option<String>) -> Router {
+    let listing = listing(demo, faults_off.is_none());
+    let app = Router::new()
+        .route(
+            "/variants.json",
+            get(move || async move { axum::Json(listing) }),
+        )
+        .route("/code/{variant}", get(code))
+        .fallback(asset);
+    match faults_off {
+        None => app.merge(control::routes(Arc::clone(demo))),
+        Some(why) => {
+            say!("fault controls are off: {why}");
+            app
+        }
+    }
+}
+
+/// `GET /variants.json`: each variant's name, the URL the page streams from (the relay, when
+/// the demo offers faults), the variant's own URL (for `/metrics`), its idiom gauge and the
+/// page's topics.
+fn listing(demo: &Demo, relayed: bool) -> Value {
+    let variants: Vec<Value> = demo
+        .targets
+        .iter()
+        .map(|target| {
+            let stream_from = if relayed {
+                format!("http://{}", target.relay.addr)
+            } else {
+                target.variant.url.clone()
+            };
+            json!({
+                "name": target.variant.name,
+                "url": stream_from,
+                "direct": target.variant.url,
+                "gauge": target.idiom_gauge(),
+                "topics": PAGE_TOPICS,
+            })
+        })
+        .collect();
+    Value::Array(variants)
+}
+
+/// `GET /code/{variant}`: the idiom file and its regions.
+async fn code(Path(variant): Path<String>) -> Response {
+    match IdiomFile::of(&variant) {
+        Some(file) => axum::Json(file.to_json()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "error": format!("no variant {variant:?}") })),
+        )
+            .into_response(),
+    }
+}
+
+/// The page's files, then the shared client's (the pane module, the styles).
+async fn asset(uri: axum::http::Uri) -> Response {
+    if let Some((_, content_type, body)) =
+        PAGE_FILES.iter().find(|(path, _, _)| *path == uri.path())
+    {
+        return ([(CONTENT_TYPE, *content_type)], *body).into_response();
+    }
+    match sse_core::assets::get(uri.path()) {
+        Some(reply) => (
+            [(CONTENT_TYPE, reply.content_type)],
+            reply.body.into_owned(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+/// The origins the page is reachable at, for the variants' `--allowed-origins` and the
+/// control API's origin check.
+fn allowed_origins(scheme: &str, page: SocketAddr) -> Vec<String> {
     let mut origins = vec![format!("{scheme}://{page}")];
     if page.ip().is_loopback() {
         origins.push(format!("{scheme}://localhost:{}", page.port()));
     }
-    origins.join(",")
-}
-
-/// Starts one variant and reads its `listening on http://ADDR` line.
-async fn start(
-    name: &'static str,
-    host: IpAddr,
-    port: u16,
-    origins: &str,
-    flags: &[String],
-) -> std::io::Result<Variant> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .env(CHILD_VAR, name)
-        .arg("--host")
-        .arg(host.to_string())
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--allowed-origins")
-        .arg(origins)
-        .args(flags)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stdout"))?;
-    let mut line = String::new();
-    let read =
-        tokio::time::timeout(START_TIMEOUT, BufReader::new(stdout).read_line(&mut line)).await;
-    match (read, line.trim().strip_prefix("listening on ")) {
-        (Ok(Ok(_)), Some(url)) => Ok(Variant {
-            name,
-            url: url.to_owned(),
-            child,
-        }),
-        _ => {
-            let _ = child.kill().await;
-            Err(std::io::Error::other(format!(
-                "no `listening on` line (got {line:?})"
-            )))
-        }
-    }
+    origins
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -322,45 +386,4 @@ async fn stop_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-/// Resolves when any variant exits, with its name and status.
-async fn first_exit(variants: &mut [Variant]) -> (&'static str, String) {
-    let exits = variants.iter_mut().map(|variant| {
-        Box::pin(async move {
-            let status = variant.child.wait().await;
-            (
-                variant.name,
-                status.map_or_else(|e| e.to_string(), |s| s.to_string()),
-            )
-        })
-    });
-    futures_util::future::select_all(exits).await.0
-}
-
-/// Sends SIGTERM to every variant still running and waits for each, killing any that
-/// outlives [`STOP_TIMEOUT`].
-async fn stop_all(variants: &mut [Variant]) {
-    for variant in variants.iter() {
-        if let Some(pid) = variant.child.id().and_then(|id| i32::try_from(id).ok()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
-    }
-    for variant in variants.iter_mut() {
-        match tokio::time::timeout(STOP_TIMEOUT, variant.child.wait()).await {
-            Ok(Ok(status)) => say!("{} stopped ({status})", variant.name),
-            _ => {
-                eprintln!(
-                    "{} did not stop within {STOP_TIMEOUT:?}; killing it",
-                    variant.name
-                );
-                let _ = variant.child.kill().await;
-            }
-        }
-    }
-}
-
-/// A static asset response.
-fn asset(content_type: &'static str, body: impl Into<String>) -> Response {
-    ([(CONTENT_TYPE, content_type)], body.into()).into_response()
 }

@@ -1,6 +1,8 @@
 //! The launcher's life cycle, run as a user runs it: `sse-demo --port 0` starts three
 //! variant processes and the compare page; Ctrl-C stops them all; a variant that dies takes
-//! the demo down with it, and the others too; `--tls` serves it all over HTTPS.
+//! the demo down with it, and the others too; `--tls` serves it all over HTTPS. And the
+//! control API's guard rails: every bad input is a JSON 400, another origin is refused, and
+//! off loopback (or over TLS, where the demo cannot read what it relays) there is no API.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Command, Stdio};
@@ -72,8 +74,10 @@ fn start_with(flags: &[&str]) -> Demo {
                 variants,
             };
         }
-        // "<name> listening on <url> (pid <pid>)"
-        let (name, rest) = line.split_once(" listening on ").expect("a variant line");
+        // "<name> listening on <url> (pid <pid>)"; other lines say what is off, say.
+        let Some((name, rest)) = line.split_once(" listening on ") else {
+            continue;
+        };
         let (url, pid) = rest.split_once(" (pid ").expect("a pid");
         let pid = pid.trim_end_matches(')').parse().expect("a numeric pid");
         variants.push((name.to_owned(), url.to_owned(), pid));
@@ -199,6 +203,9 @@ async fn with_tls_the_page_and_every_variant_speak_http2() {
         html.status == 200 && html.body.contains("compare.js"),
         "{html:?}"
     );
+    // The demo cannot read the streams it would relay over TLS: it offers no faults.
+    let faults = client::get(&page, "/faults").await.expect("an answer");
+    assert_eq!(faults.status, 404, "{}", faults.summary());
     for (name, url, _) in &demo.variants {
         assert!(url.starts_with("https://"), "{name}: {url}");
         let variant = secure(url);
@@ -298,4 +305,138 @@ async fn with_the_redis_hub_one_publish_shows_one_id_in_every_variant() {
         );
     }
     drop(demo);
+}
+
+/// `POST /faults/{fault}` with `body` and `headers`, on the demo's page.
+async fn trigger(
+    demo: &Demo,
+    fault: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> client::Fetched {
+    let page = target(&demo.page);
+    client::fetch(
+        &page,
+        http::Method::POST,
+        &format!("/faults/{fault}"),
+        headers,
+        body.to_owned(),
+    )
+    .await
+    .expect("an answer")
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_answers_bad_input_with_json_400s_and_other_origins_with_403() {
+    let demo = start();
+    for (fault, headers, body, says) in [
+        ("nope", vec![JSON], "{}", "unknown fault \"nope\""),
+        (
+            "stall",
+            vec![JSON],
+            r#"{"variants": ["nope"]}"#,
+            "unknown variant \"nope\"",
+        ),
+        (
+            "stall",
+            vec![JSON],
+            r#"{"variants": []}"#,
+            "`variants` is empty",
+        ),
+        (
+            "flood",
+            vec![JSON],
+            r#"{"events": 0}"#,
+            "`events` must be 1 to 20000",
+        ),
+        (
+            "stall",
+            vec![JSON],
+            r#"{"seconds": 2}"#,
+            "`seconds` is for the cut fault only",
+        ),
+        (
+            "cut",
+            vec![JSON],
+            r#"{"sekonds": 2}"#,
+            "unknown field `sekonds`",
+        ),
+        ("cut", vec![JSON], "not json", "the body:"),
+        ("cut", vec![], r#"{"seconds": 2}"#, "must be JSON"),
+    ] {
+        let answer = trigger(&demo, fault, &headers, body).await;
+        answer.expect_json_error(400).expect("a JSON 400");
+        let json: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{fault} {body}: {error}");
+    }
+    let foreign = [JSON, ("origin", "http://evil.example")];
+    trigger(&demo, "restart", &foreign, "{}")
+        .await
+        .expect_json_error(403)
+        .expect("a JSON 403 for another origin");
+
+    let page = target(&demo.page);
+    let missing = client::get(&page, "/faults/99").await.expect("an answer");
+    missing
+        .expect_json_error(404)
+        .expect("a JSON 404 for an unknown job");
+    client::get(&page, "/faults/x")
+        .await
+        .expect("an answer")
+        .expect_json_error(400)
+        .expect("a JSON 400 for a bad job id");
+    let listed = client::get(&page, "/faults").await.expect("the list");
+    for fault in ["stall", "flood", "cut", "restart", "max-clients"] {
+        assert!(
+            listed.body.contains(&format!("\"{fault}\"")),
+            "{}",
+            listed.body
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_gets_each_idiom_file_with_its_regions() {
+    let demo = start();
+    let page = target(&demo.page);
+    for (name, _, _) in &demo.variants {
+        let code = client::get(&page, &format!("/code/{name}"))
+            .await
+            .expect("the code");
+        let json: serde_json::Value = serde_json::from_str(&code.body).expect("JSON");
+        for moment in ["join", "lag", "disconnect", "shutdown"] {
+            let region = &json["regions"][moment];
+            assert!(
+                region["first"].as_u64().is_some_and(|first| first > 0),
+                "{name} {moment}: {region}"
+            );
+        }
+    }
+    let docs = client::get(&page, "/docs/IDIOMS.md")
+        .await
+        .expect("the guide");
+    assert!(
+        docs.status == 200 && docs.body.contains("## Push loop"),
+        "{}",
+        docs.summary()
+    );
+}
+
+/// Off loopback the page is for others to see too, and the faults would let anyone restart
+/// the variants: the demo serves no control API there, and says so.
+#[test]
+fn off_loopback_there_is_no_control_api() {
+    let mut demo = start_with(&["--host", "0.0.0.0"]);
+    let port = demo.page.rsplit(':').next().expect("a port").to_owned();
+    let page = target(&format!("http://127.0.0.1:{port}"));
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let answer = runtime
+        .block_on(client::get(&page, "/faults"))
+        .expect("an answer");
+    assert_eq!(answer.status, 404, "{}", answer.summary());
+    kill(Pid::from_raw(demo.child.id() as i32), Signal::SIGINT).expect("signal");
+    wait_exit(&mut demo.child, Duration::from_secs(10));
 }

@@ -33,8 +33,16 @@ use std::sync::Arc;
 use async_stream::stream;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
+use sse_core::metrics::GaugeSpec;
 use sse_core::{Opening, Service, frame};
 use tokio::sync::broadcast::error::RecvError;
+
+/// This idiom's own figure on `/metrics`. A connection's state is its generator's locals,
+/// so the figure is the connected clients again, counted by what holds them.
+pub static GENERATORS: GaugeSpec = GaugeSpec {
+    name: "sse_generators_running",
+    help: "Generators alive now, one per stream (an sse-idioms extension).",
+};
 
 /// `GET /stream`: the contract's event stream for one admitted client, as a generator with
 /// keep-alive comments around it.
@@ -67,10 +75,11 @@ fn generator(
         topics,
         mut end,
     } = opening;
+    let running = service.metrics.idiom_gauge(&GENERATORS).hold();
     stream! {
-        // Owned by the generator, so the gauge counts this client exactly as long as warp
+        // Owned by the generator, so the gauges count this client exactly as long as warp
         // keeps the stream: hyper drops it when the client goes or the generator returns.
-        let _connected = guard;
+        let _connected = (guard, running);
 
         yield frame::retry(retry);
         yield welcome.frame();

@@ -33,6 +33,8 @@ pub const SERVER: &str = "warp-generator";
 pub fn routes(
     service: Arc<Service>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    // Declared now, so that `/metrics` shows it before the first stream.
+    service.metrics.idiom_gauge(&generator::GENERATORS);
     let service = warp::any().map(move || Arc::clone(&service));
     let headers = warp::header::headers_cloned();
     // `query::raw` rejects a request that has no query; here that is just no query.

@@ -1,13 +1,16 @@
 //! Support code for the browser tests (`browser.rs`): Chromium driven over WebDriver
 //! ([`chrome`]), the shared page read through its DOM hooks ([`pane`]), a TCP proxy whose
 //! connections a test can cut ([`proxy`]), a static server for pages of another origin
-//! ([`pages`]), and what every scenario works with ([`stage`]).
+//! ([`pages`]), what every scenario works with ([`stage`]), and the demo with its compare
+//! page ([`demo`], [`compare`]).
 //!
 //! Everything here reports problems as a sentence (`Outcome`), which becomes the trial's
 //! failure message, and every wait is [`wait_for`]: a condition polled until it holds or a
 //! bound runs out, never a fixed sleep.
 
 pub mod chrome;
+pub mod compare;
+pub mod demo;
 pub mod pages;
 pub mod pane;
 pub mod proxy;
@@ -59,6 +62,32 @@ pub async fn wait_for<T>(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// What a page shows, read in one script, so that its parts agree with each other.
+pub trait Snapshot: Sized {
+    /// Takes one.
+    async fn take(browser: &chrome::Browser) -> Outcome<Self>;
+    /// A summary for failure messages.
+    fn summary(&self) -> String;
+}
+
+/// Waits until the page's [`Snapshot`] satisfies `condition`, at most `bound`; returns it.
+pub async fn wait_until_shown<S: Snapshot>(
+    browser: &chrome::Browser,
+    what: &str,
+    bound: Duration,
+    condition: impl Fn(&S) -> bool,
+) -> Outcome<S> {
+    wait_for(what, bound, async || {
+        let shown = S::take(browser).await?;
+        Ok(if condition(&shown) {
+            Ok(shown)
+        } else {
+            Err(shown.summary())
+        })
+    })
+    .await
 }
 
 /// `target/e2e/`, where screenshots go, created if needed.

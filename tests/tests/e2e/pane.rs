@@ -12,7 +12,7 @@ use fantoccini::Locator;
 use serde_json::Value;
 
 use super::chrome::Browser;
-use super::{Context, Outcome, wait_for};
+use super::{Context, Outcome, Snapshot, wait_until_shown};
 
 /// Reads the pane in one go; the events come oldest first (the pane prepends new ones).
 const SNAPSHOT: &str = r#"
@@ -157,6 +157,16 @@ fn row(json: &Value) -> Row {
     }
 }
 
+impl Snapshot for PaneView {
+    async fn take(browser: &Browser) -> Outcome<Self> {
+        PaneView::read(browser).await
+    }
+
+    fn summary(&self) -> String {
+        self.describe()
+    }
+}
+
 /// Waits until the pane satisfies `condition`, at most `bound`; returns that snapshot.
 pub async fn wait_until(
     browser: &Browser,
@@ -164,15 +174,7 @@ pub async fn wait_until(
     bound: Duration,
     condition: impl Fn(&PaneView) -> bool,
 ) -> Outcome<PaneView> {
-    wait_for(what, bound, async || {
-        let view = PaneView::read(browser).await?;
-        Ok(if condition(&view) {
-            Ok(view)
-        } else {
-            Err(view.describe())
-        })
-    })
-    .await
+    wait_until_shown(browser, what, bound, condition).await
 }
 
 /// Fills in the pane's publish form and clicks Publish.
