@@ -80,8 +80,14 @@ pub async fn a_stalled_http2_stream_holds_up_no_other_on_its_connection(target: 
     let count = (welcome.history * 3 / 4).min(welcome.queue + 100) as usize;
     let payload = "h".repeat(16 * 1024);
     let mut publisher = Publisher::connect(&target).await?;
+    let before = publisher.publish(Some("slow-start"), "start").await?;
+    let seen = reading.until(target.timeout, |e| e.id == before).await?;
+    let mut ids: Vec<String> = seen
+        .into_iter()
+        .filter(|e| !e.id.is_empty())
+        .map(|e| e.id)
+        .collect();
     let mut published = Vec::with_capacity(count);
-    let mut ids = Vec::new();
     for n in 0..count {
         let id = publisher
             .publish(Some("slow"), format!("{n}:{payload}"))
@@ -101,6 +107,7 @@ pub async fn a_stalled_http2_stream_holds_up_no_other_on_its_connection(target: 
     let healthy = Delivered {
         ids,
         reconnects: 0,
+        before,
         published,
         end,
     };
