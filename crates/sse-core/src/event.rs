@@ -1,11 +1,11 @@
 //! The event model: what a hub stores and every variant writes to the wire.
 //!
-//! Everything that could break SSE framing is settled here, before any framework sees an
-//! event: names are validated, and line breaks in data are normalised to LF. The frameworks
-//! split data into `data:` lines differently (axum splits on CR and on LF, so a CRLF becomes
-//! two line breaks and the client sees an extra blank line; warp splits on LF only, so a lone
-//! CR would reach the wire and end the line there for the client), so an [`Event`] that
-//! leaves this module, whose only line break is LF, means the same thing to all of them.
+//! Everything that could break SSE framing is settled here, when the event is made: names
+//! are validated, line breaks in data (CRLF, CR, LF) are normalised to LF, and the frame is
+//! encoded once ([`crate::frame::encode`], one `data:` line per LF), so no field can be
+//! injected and every subscriber is handed the same bytes. actix-web-lab, which encodes its
+//! own `sse::Event`, turns CRLF and CR into LF as well, so an [`Event`] whose only line break
+//! is LF means the same on every variant's wire.
 
 use std::fmt;
 use std::sync::Arc;
