@@ -71,8 +71,8 @@ pub struct Runner {
     /// redis-fanout (about 15 s) and redis-resume (about 5 s). Name them to run them, e.g.
     /// `--scenarios publish,redis-fanout,redis-resume --variants axum,actix,warp`; limit has
     /// no Redis hub, and gets publish's memory-hub half only. Left out too: http2 (about
-    /// TIME_H2 per server; limit gets its plain HTTP/1.1 layout only), topics (about
-    /// TIME_TOPICS) and churn (about TIME_CHURN).
+    /// 30 s per server; limit gets its plain HTTP/1.1 layout only), topics (about
+    /// 13 s) and churn (about 6 s).
     #[arg(
         long,
         value_enum,
