@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::fleet::OPENING;
+use super::resume::{await_live, publish, tally};
 use super::{Bench, Scenario};
 use crate::client::{Publisher, Subscriber, Target};
 use crate::now_us;
@@ -406,7 +407,9 @@ async fn move_to_b(i: usize, crowd: &Crowd, last_id: &str) -> Result<(), String>
     let splice = read_replay(&mut sub, owed).await?;
     crowd.replayed();
     let verdict = splice.verdict(owed);
-    await_live(&mut sub, &crowd.live_over).await?;
+    await_live(&mut sub, &crowd.live_over)
+        .await
+        .map_err(|e| format!("{e} on B"))?;
     crowd.live_seen.fetch_add(1, Ordering::SeqCst);
     verdict
 }
@@ -428,58 +431,6 @@ async fn read_replay(sub: &mut Subscriber, owed: &[String]) -> Result<Splice, St
         }
     }
     Ok(splice)
-}
-
-/// Reads until a `live` event arrives, or fails when `over` is cancelled first.
-async fn await_live(sub: &mut Subscriber, over: &CancellationToken) -> Result<(), String> {
-    let mut got_live = false;
-    while !got_live {
-        let mut on_frame = |f: Frame<'_>| got_live |= f.event == b"live";
-        let open = tokio::select! {
-            () = over.cancelled() => return Err("no live event on B".into()),
-            r = sub.read_frames(&mut on_frame) => r,
-        }
-        .map_err(|e| e.to_string())?;
-        if !open && !got_live {
-            return Err("stream on B ended before the live event".into());
-        }
-    }
-    Ok(())
-}
-
-/// Publishes the bench events with indexes `range`; returns their ids in order.
-async fn publish(
-    publisher: &mut Publisher,
-    range: std::ops::Range<usize>,
-    payload: usize,
-) -> Result<Vec<String>, String> {
-    let mut ids = Vec::with_capacity(range.len());
-    for k in range {
-        let id = publisher
-            .publish("bench", &make_payload(now_us(), k as u64, payload))
-            .await
-            .map_err(|e| format!("publishing event {k} on A: {e}"))?;
-        ids.push(id);
-    }
-    Ok(ids)
-}
-
-/// Waits for every client; returns how many were correct and the first failure.
-async fn tally(tasks: Vec<JoinHandle<Result<(), String>>>) -> (usize, Option<String>) {
-    let mut ok = 0;
-    let mut first_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok(())) => ok += 1,
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(e.to_string());
-            }
-        }
-    }
-    (ok, first_error)
 }
 
 impl RedisResumeSizes {

@@ -327,7 +327,10 @@ async fn read_replay(sub: &mut Subscriber, last: &str) -> Result<Replay, String>
 }
 
 /// Reads until a `live` event arrives, or fails when `over` is cancelled first.
-async fn await_live(sub: &mut Subscriber, over: &CancellationToken) -> Result<(), String> {
+pub(super) async fn await_live(
+    sub: &mut Subscriber,
+    over: &CancellationToken,
+) -> Result<(), String> {
     let mut got_live = false;
     while !got_live {
         let mut on_frame = |f: Frame<'_>| got_live |= f.event == b"live";
@@ -343,25 +346,25 @@ async fn await_live(sub: &mut Subscriber, over: &CancellationToken) -> Result<()
     Ok(())
 }
 
-/// Publishes `n` bench events; returns their ids in order.
-async fn prefill(
+/// Publishes the bench events with indexes `range`; returns their ids in order.
+pub(super) async fn publish(
     publisher: &mut Publisher,
-    n: usize,
+    range: std::ops::Range<usize>,
     payload: usize,
 ) -> Result<Vec<String>, String> {
-    let mut ids = Vec::with_capacity(n);
-    for k in 0..n {
+    let mut ids = Vec::with_capacity(range.len());
+    for k in range {
         let id = publisher
             .publish("bench", &make_payload(now_us(), k as u64, payload))
             .await
-            .map_err(|e| format!("prefill publish failed: {e}"))?;
+            .map_err(|e| format!("publishing bench event {k}: {e}"))?;
         ids.push(id);
     }
     Ok(ids)
 }
 
 /// Waits for every client; returns how many were correct and the first failure.
-async fn tally(tasks: Vec<JoinHandle<Result<(), String>>>) -> (usize, Option<String>) {
+pub(super) async fn tally(tasks: Vec<JoinHandle<Result<(), String>>>) -> (usize, Option<String>) {
     let mut ok = 0;
     let mut first_error = None;
     for task in tasks {
@@ -389,7 +392,7 @@ impl Scenario for ResumeSizes {
         let clients = self.resume_clients;
         let target = &bench.server.target;
         let mut publisher = Publisher::new(target.clone());
-        let plan = prefill(&mut publisher, self.resume_prefill, bench.payload)
+        let plan = publish(&mut publisher, 0..self.resume_prefill, bench.payload)
             .await
             .and_then(|ids| Plan::pick(&ids, self.resume_back));
         let plan = match plan {
