@@ -101,7 +101,9 @@ impl Broadcaster {
 
     /// An empty list positioned where the hub stands, and the hub's live feed for it.
     fn new(service: Arc<Service>) -> (Arc<Self>, broadcast::Receiver<Arc<Event>>) {
-        let Subscription { live, position, .. } = service.hub.subscribe(None);
+        // Every topic: the broadcaster decides per client what it pushes.
+        let everything = Selectors::everything();
+        let Subscription { live, position, .. } = service.hub.subscribe(None, &everything);
         let broadcaster = Arc::new(Broadcaster {
             listed: service.metrics.idiom_gauge(&LISTED),
             service,
@@ -165,7 +167,9 @@ impl Broadcaster {
             mut replay,
             position,
             ..
-        } = service.hub.subscribe(last_event_id);
+        } = service
+            .hub
+            .subscribe(last_event_id, &Selectors::everything());
         let skip_through = replay
             .events
             .first()
@@ -243,7 +247,8 @@ impl Clients {
             "the hub started a new log; dropping every client to resume on its own"
         );
         self.list.clear();
-        let Subscription { live, position, .. } = service.hub.subscribe(None);
+        let Subscription { live, position, .. } =
+            service.hub.subscribe(None, &Selectors::everything());
         self.last_sent = position;
         self.last_id = None;
         live
@@ -263,7 +268,10 @@ impl Clients {
             replay,
             live,
             position,
-        } = service.hub.subscribe(after.as_ref().map(EventId::as_str));
+        } = service.hub.subscribe(
+            after.as_ref().map(EventId::as_str),
+            &Selectors::everything(),
+        );
         if after.is_some() && replay.reset.is_none() {
             tracing::warn!(
                 missed,
@@ -469,8 +477,8 @@ mod tests {
             Box::pin(async move { Ok(event) })
         }
 
-        fn subscribe(&self, last_event_id: Option<&str>) -> Subscription {
-            self.0.subscribe(last_event_id)
+        fn subscribe(&self, last_event_id: Option<&str>, topics: &Selectors) -> Subscription {
+            self.0.subscribe(last_event_id, topics)
         }
 
         fn status(&self) -> sse_core::hub::HubStatus {

@@ -15,8 +15,9 @@
 //! - axum's graceful shutdown waits for open responses, and an SSE response never finishes
 //!   by itself, so the pipeline ends with `take_until` the stream's end (shutdown, or the
 //!   client's token expiring).
-//! - The live broadcast carries every topic; a `filter` keeps the client's (its replay
-//!   comes filtered from sse-core).
+//! - The live broadcast may carry other topics (the hub gives a stream of several
+//!   selectors every event); a `filter` keeps the client's (its replay comes filtered from
+//!   sse-core).
 //! - The client's place in the connected-clients gauge is a guard moved into the pipeline:
 //!   when hyper drops the stream on disconnect, the guard drops with it.
 //! - The pipeline's items are the events' frames, encoded once by sse-core for every

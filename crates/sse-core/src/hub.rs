@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::event::{Draft, Event};
+use crate::topic::Selectors;
 
 /// The future [`Hub::publish`] returns; boxed so that the trait stays object safe.
 pub type PublishFuture<'a> =
@@ -31,8 +32,9 @@ pub trait Hub: Send + Sync + 'static {
     fn publish(&self, draft: Draft) -> PublishFuture<'_>;
 
     /// Replay after `last_event_id` plus a live receiver that starts exactly where the
-    /// replay ends: no event is in both, and none is in neither.
-    fn subscribe(&self, last_event_id: Option<&str>) -> Subscription;
+    /// replay ends: no event is in both, and none is in neither. The receiver carries at
+    /// least the events `topics` selects (see [`Subscription::live`]).
+    fn subscribe(&self, last_event_id: Option<&str>, topics: &Selectors) -> Subscription;
 
     /// A snapshot for `welcome` frames and metrics.
     fn status(&self) -> HubStatus;
@@ -61,8 +63,10 @@ pub type ReadyFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 pub struct Subscription {
     /// The retained events after the client's last id, oldest first.
     pub replay: Replay,
-    /// Every event published after the replay was taken. Its capacity is the contract's
-    /// per-subscriber queue: a receiver that falls further behind gets `Lagged`.
+    /// The events published after the replay was taken: those of the subscriber's topic
+    /// when it asked for one topic or one `PREFIX/*`, else every event, which the
+    /// subscriber filters itself. Its capacity is the contract's per-subscriber queue: a
+    /// receiver that falls further behind gets `Lagged`.
     pub live: broadcast::Receiver<Arc<Event>>,
     /// The sequence number of the newest event published before `live` starts (0 when none
     /// was): `live` delivers exactly the events after it. A caller that fans out itself

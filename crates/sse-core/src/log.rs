@@ -1,12 +1,19 @@
-//! The event log every hub serves subscribers from: a bounded history ring and a broadcast
-//! channel under one lock, with ids of the form `<epoch>-<seq>`.
+//! The event log every hub serves subscribers from: a bounded history ring and live broadcast
+//! channels, indexed by topic, under one lock, with ids of the form `<epoch>-<seq>`.
 //!
 //! The in-memory hub numbers its own events into a [`Log`]; the Redis hub keeps one as a
 //! mirror of the shared log, fed by its reader. Either way the splice between replay and live
-//! is exact for the same reason: appending pushes to the ring and sends on the channel while
+//! is exact for the same reason: appending pushes to the ring and sends on the channels while
 //! holding the lock, and [`Log::subscribe`] copies the ring and creates its receiver under
 //! the same lock, so every event is either in the copy or in the receiver, never both, never
 //! neither.
+//!
+//! A subscriber that selects one topic, or one `PREFIX/*`, receives from a channel of that
+//! selection alone ([`Feeds`]), so an event wakes only the subscribers that want it: with one
+//! channel for all, 1,000 subscribers over 100 topics were each woken for every event, and the
+//! filtered stream cost as much CPU as the unfiltered one (docs/BENCH.md, "Topic filtering").
+//! Every other subscriber (`*`, or a union of several selectors) receives every event and
+//! filters it itself.
 //!
 //! The epoch (12 lowercase hex digits) names one log: the in-memory hub draws one per run,
 //! the Redis hub uses the shared log's. It is what tells an id from another log (foreign)
@@ -14,13 +21,14 @@
 //! starts a new one), [`Log::restart`] empties the ring and closes the live channel, so every
 //! open stream ends and its client resumes against the new log.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
 use crate::event::{Event, EventId};
 use crate::hub::{HubStatus, Replay, Reset, ResetReason, Subscription};
+use crate::topic::{Selector, Selectors};
 
 /// Longest `Last-Event-ID` the hub will look at; longer ones are malformed by contract.
 pub const MAX_LAST_EVENT_ID_LEN: usize = 128;
@@ -62,9 +70,32 @@ struct State {
     capacity: usize,
     /// The newest sequence number appended (0 when none).
     top: u64,
-    /// The live feed; replaced (and so closed for its receivers) by [`Log::restart`].
-    live: broadcast::Sender<Arc<Event>>,
+    /// The live channels; replaced (and so closed for their receivers) by [`Log::restart`].
+    live: Feeds,
 }
+
+/// The live channels, one per selection that a subscriber can be given exactly.
+///
+/// Each channel has the log's queue capacity, so a subscriber lags when it falls that many
+/// of *its* events behind, as the push loop's clients do. A channel costs its buffer (about
+/// 40 bytes a slot, 10 KiB at the default 256) whoever shares it, and goes when nobody
+/// receives from it: at the next event it would carry, or at a later subscribe's prune.
+struct Feeds {
+    /// Every event: for `*`, and for unions of several selectors, which filter themselves.
+    all: broadcast::Sender<Arc<Event>>,
+    /// Events of one topic, keyed by the topic.
+    exact: HashMap<Arc<str>, broadcast::Sender<Arc<Event>>>,
+    /// Events under one `PREFIX/*`, keyed by the prefix.
+    under: HashMap<Arc<str>, broadcast::Sender<Arc<Event>>>,
+    /// The channels' capacity.
+    queue: usize,
+    /// Channel count at which the next new channel first drops those nobody receives from,
+    /// so that subscribers to topics nobody publishes on cannot grow the index for ever.
+    prune_at: usize,
+}
+
+/// The fewest channels [`Feeds`] keeps before pruning.
+const MIN_PRUNE_AT: usize = 64;
 
 impl Log {
     /// An empty log of `epoch` that retains `history` events and lets a subscriber fall
@@ -74,7 +105,6 @@ impl Log {
             history > 0 && queue > 0,
             "history and queue are validated by Config"
         );
-        let (live, _) = broadcast::channel(queue);
         let (position, _) = watch::channel(Position {
             epoch: epoch.clone(),
             top: 0,
@@ -85,7 +115,7 @@ impl Log {
                 events: VecDeque::with_capacity(history),
                 capacity: history,
                 top: 0,
-                live,
+                live: Feeds::new(queue),
             }),
             queue,
             position,
@@ -119,8 +149,7 @@ impl Log {
         }
         state.top = event.seq();
         state.events.push_back(Arc::clone(&event));
-        // An error only means nobody is subscribed right now, which is not a failure.
-        let _ = state.live.send(event);
+        state.live.send(&event);
         self.position.send_replace(Position {
             epoch: state.epoch.clone(),
             top: state.top,
@@ -134,7 +163,7 @@ impl Log {
         state.epoch = epoch;
         state.events.clear();
         state.top = top;
-        state.live = broadcast::channel(self.queue).0;
+        state.live = Feeds::new(self.queue);
         self.position.send_replace(Position {
             epoch: state.epoch.clone(),
             top,
@@ -165,13 +194,14 @@ impl Log {
         self.position.subscribe()
     }
 
-    /// Replay after `last_event_id` plus a live receiver that starts exactly where the
-    /// replay ends (see the module docs).
-    pub fn subscribe(&self, last_event_id: Option<&str>) -> Subscription {
-        let state = self.lock();
+    /// Replay after `last_event_id` plus a live receiver of the events `topics` selects (or
+    /// of every event, see [`Feeds`]) that starts exactly where the replay ends (see the
+    /// module docs).
+    pub fn subscribe(&self, last_event_id: Option<&str>, topics: &Selectors) -> Subscription {
+        let mut state = self.lock();
         Subscription {
             replay: replay(&state, last_event_id),
-            live: state.live.subscribe(),
+            live: state.live.receiver(topics),
             position: state.top,
         }
     }
@@ -194,6 +224,87 @@ impl Log {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Feeds {
+    /// Only the channel for every event, with nobody on it yet.
+    fn new(queue: usize) -> Self {
+        Feeds {
+            all: broadcast::channel(queue).0,
+            exact: HashMap::new(),
+            under: HashMap::new(),
+            queue,
+            prune_at: MIN_PRUNE_AT,
+        }
+    }
+
+    /// Sends `event` on every channel that selects it: the one for all, its topic's, and one
+    /// per prefix of its topic that ends before a `/` with more after it. A channel found
+    /// with no receivers is dropped.
+    fn send(&mut self, event: &Arc<Event>) {
+        // An error only means nobody is subscribed right now, which is not a failure.
+        let _ = self.all.send(Arc::clone(event));
+        let topic = event.topic.as_str();
+        send_or_drop(&mut self.exact, topic, event);
+        if self.under.is_empty() {
+            return;
+        }
+        for (slash, _) in topic.match_indices('/') {
+            if slash + 1 < topic.len() {
+                send_or_drop(&mut self.under, &topic[..slash], event);
+            }
+        }
+    }
+
+    /// A receiver for `topics`: its own selection's channel when it is one topic or one
+    /// prefix, else the channel for all.
+    fn receiver(&mut self, topics: &Selectors) -> broadcast::Receiver<Arc<Event>> {
+        self.prune();
+        let queue = self.queue;
+        let mut selectors = topics.iter();
+        let (channels, key) = match (selectors.next(), selectors.next()) {
+            (Some(Selector::Exactly(topic)), None) => (&mut self.exact, topic.as_str()),
+            (Some(Selector::Under(prefix)), None) => (&mut self.under, &**prefix),
+            _ => return self.all.subscribe(),
+        };
+        if let Some(live) = channels.get(key) {
+            return live.subscribe();
+        }
+        let (live, receiver) = broadcast::channel(queue);
+        channels.insert(key.into(), live);
+        receiver
+    }
+
+    /// Drops the channels nobody receives from, once there are `prune_at` of them, and sets
+    /// the next bound to twice what is left, so that pruning costs O(1) per subscribe.
+    fn prune(&mut self) {
+        if self.exact.len() + self.under.len() < self.prune_at {
+            return;
+        }
+        self.exact.retain(|_, live| live.receiver_count() > 0);
+        self.under.retain(|_, live| live.receiver_count() > 0);
+        self.prune_at = (2 * (self.exact.len() + self.under.len())).max(MIN_PRUNE_AT);
+    }
+
+    /// How many topic and prefix channels exist.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.exact.len() + self.under.len()
+    }
+}
+
+/// Sends `event` on `channels[key]`, if there is one, and drops it if nobody receives.
+fn send_or_drop(
+    channels: &mut HashMap<Arc<str>, broadcast::Sender<Arc<Event>>>,
+    key: &str,
+    event: &Arc<Event>,
+) {
+    let Some(live) = channels.get(key) else {
+        return;
+    };
+    if live.send(Arc::clone(event)).is_err() {
+        channels.remove(key);
     }
 }
 
@@ -262,6 +373,7 @@ pub fn parse(raw: &str) -> Result<(&str, u64), ResetReason> {
 mod tests {
     use super::*;
     use crate::event::{Draft, EventName};
+    use crate::topic::Topic;
     use tokio::sync::broadcast::error::TryRecvError;
 
     const EPOCH: &str = "0123456789ab";
@@ -279,7 +391,7 @@ mod tests {
     }
 
     fn replay_after(log: &Log, id: Option<&str>) -> Replay {
-        log.subscribe(id).replay
+        log.subscribe(id, &Selectors::everything()).replay
     }
 
     #[test]
@@ -372,7 +484,7 @@ mod tests {
     #[test]
     fn a_receiver_that_falls_behind_its_queue_lags() {
         let log = log(100, 2);
-        let mut sub = log.subscribe(None);
+        let mut sub = log.subscribe(None, &Selectors::everything());
         for n in 0..3 {
             publish(&log, &n.to_string());
         }
@@ -383,7 +495,7 @@ mod tests {
     fn a_restart_ends_every_live_receiver_and_empties_history() {
         let log = log(10, 4);
         publish(&log, "old");
-        let mut sub = log.subscribe(None);
+        let mut sub = log.subscribe(None, &Selectors::everything());
         log.restart(Some("ffffffffffff".into()), 0);
         assert!(matches!(sub.live.try_recv(), Err(TryRecvError::Closed)));
         assert_eq!(log.status().history_len, 0);
@@ -411,6 +523,119 @@ mod tests {
         );
     }
 
+    fn on(log: &Log, topic: &str) -> Arc<Event> {
+        let topic = Topic::parse(topic).expect("a valid topic");
+        log.append_next(|seq, epoch| {
+            Draft::new(None, "x")
+                .on(topic)
+                .into_event(id_of(epoch, seq))
+        })
+    }
+
+    fn selecting(texts: &[&str]) -> Selectors {
+        Selectors::new(
+            texts
+                .iter()
+                .map(|text| Selector::parse(text).expect("a valid selector"))
+                .collect(),
+        )
+    }
+
+    fn received(sub: &mut Subscription) -> Vec<u64> {
+        std::iter::from_fn(|| sub.live.try_recv().ok())
+            .map(|event| event.seq())
+            .collect()
+    }
+
+    #[test]
+    fn one_topic_or_one_prefix_receives_only_its_events() {
+        let log = log(10, 16);
+        let mut news = log.subscribe(None, &selecting(&["news"]));
+        let mut sport = log.subscribe(None, &selecting(&["sport/*"]));
+        let mut every = log.subscribe(None, &Selectors::everything());
+        for topic in [
+            "news",
+            "sport",
+            "sport/",
+            "sport/f1",
+            "sport/f1/monza",
+            "newsroom",
+        ] {
+            on(&log, topic);
+        }
+        assert_eq!(received(&mut news), [1]);
+        assert_eq!(
+            received(&mut sport),
+            [4, 5],
+            "`sport/*` is under `sport/` only"
+        );
+        assert_eq!(received(&mut every), [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_union_of_selectors_receives_every_event_and_filters_itself() {
+        let log = log(10, 16);
+        let mut union = log.subscribe(None, &selecting(&["news", "sport/*"]));
+        on(&log, "news");
+        on(&log, "weather");
+        assert_eq!(received(&mut union), [1, 2]);
+    }
+
+    #[test]
+    fn a_topic_subscriber_lags_on_its_own_events_only() {
+        let log = log(100, 2);
+        let mut quiet = log.subscribe(None, &selecting(&["quiet"]));
+        for _ in 0..10 {
+            on(&log, "busy");
+        }
+        on(&log, "quiet");
+        assert_eq!(
+            received(&mut quiet),
+            [11],
+            "busy events never filled its queue"
+        );
+        for _ in 0..3 {
+            on(&log, "quiet");
+        }
+        assert!(matches!(
+            quiet.live.try_recv(),
+            Err(TryRecvError::Lagged(1))
+        ));
+    }
+
+    #[test]
+    fn channels_nobody_receives_from_are_dropped() {
+        let log = log(10, 4);
+        drop(log.subscribe(None, &selecting(&["gone"])));
+        on(&log, "gone");
+        assert_eq!(log.lock().live.len(), 0, "dropped at its next event");
+        // Topics nobody publishes on are pruned as new ones are asked for.
+        for n in 0..1_000 {
+            drop(log.subscribe(None, &selecting(&[&format!("t{n}")])));
+        }
+        let _kept = log.subscribe(None, &selecting(&["kept"]));
+        assert!(
+            log.lock().live.len() <= MIN_PRUNE_AT,
+            "the index stays bounded"
+        );
+        for n in 0..1_000 {
+            drop(log.subscribe(None, &selecting(&[&format!("u{n}")])));
+        }
+        assert!(
+            log.lock().live.exact.contains_key("kept"),
+            "a channel with a receiver is never pruned"
+        );
+    }
+
+    #[test]
+    fn a_restart_ends_topic_receivers_too() {
+        let log = log(10, 4);
+        let mut news = log.subscribe(None, &selecting(&["news"]));
+        log.restart(Some("ffffffffffff".into()), 0);
+        on(&log, "news");
+        assert!(matches!(news.live.try_recv(), Err(TryRecvError::Closed)));
+    }
+
     /// The splice, hammered: while publishers run flat out, thousands of subscriptions each
     /// check that their first live event is the one right after their position. A
     /// subscription that took its replay and its receiver under two locks would miss or
@@ -431,7 +656,7 @@ mod tests {
             })
             .collect();
         for _ in 0..50_000 {
-            let mut sub = log.subscribe(None);
+            let mut sub = log.subscribe(None, &Selectors::everything());
             let first = loop {
                 match sub.live.try_recv() {
                     Ok(event) => break event.seq(),
@@ -476,7 +701,13 @@ mod tests {
                 .as_deref()
                 .and_then(|id| parse(id).ok())
                 .map_or(0, |(_, seq)| seq);
-            subscribers.push((after, log.subscribe(resume.as_deref())));
+            // Half listen to every event, half to the one topic they are on: both splice.
+            let topics = if subscribers.len() % 2 == 0 {
+                Selectors::everything()
+            } else {
+                selecting(&["default"])
+            };
+            subscribers.push((after, log.subscribe(resume.as_deref(), &topics)));
             std::thread::yield_now();
         }
         for publisher in publishers {

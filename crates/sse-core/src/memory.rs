@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::event::{Draft, Event};
 use crate::hub::{Hub, HubStatus, PublishFuture, Subscription};
 use crate::log::{EPOCH_DIGITS, Log, id_of};
+use crate::topic::Selectors;
 
 /// A hub that lives in this process.
 pub struct MemoryHub {
@@ -44,8 +45,8 @@ impl Hub for MemoryHub {
         Box::pin(async move { Ok(event) })
     }
 
-    fn subscribe(&self, last_event_id: Option<&str>) -> Subscription {
-        self.log.subscribe(last_event_id)
+    fn subscribe(&self, last_event_id: Option<&str>, topics: &Selectors) -> Subscription {
+        self.log.subscribe(last_event_id, topics)
     }
 
     fn status(&self) -> HubStatus {

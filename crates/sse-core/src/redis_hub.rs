@@ -43,7 +43,7 @@ use crate::config::Config;
 use crate::event::{Draft, Event, EventName};
 use crate::hub::{Hub, HubError, HubStatus, PublishFuture, ReadyFuture, Subscription};
 use crate::log::{EPOCH_DIGITS, Log, Position, id_of};
-use crate::topic::Topic;
+use crate::topic::{Selectors, Topic};
 
 /// Publishes one event: see the module docs.
 ///
@@ -487,8 +487,8 @@ impl Hub for RedisHub {
         })
     }
 
-    fn subscribe(&self, last_event_id: Option<&str>) -> Subscription {
-        self.shared.log.subscribe(last_event_id)
+    fn subscribe(&self, last_event_id: Option<&str>, topics: &Selectors) -> Subscription {
+        self.shared.log.subscribe(last_event_id, topics)
     }
 
     fn status(&self) -> HubStatus {

@@ -221,7 +221,7 @@ impl Service {
             topics,
             end,
         } = self.admit(request).await?;
-        let subscription = self.hub.subscribe(last_event_id.as_deref());
+        let subscription = self.hub.subscribe(last_event_id.as_deref(), &topics);
         let (reset, replay) = self.catch_up(subscription.replay, &topics);
         Ok(Opening {
             guard,

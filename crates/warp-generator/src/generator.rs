@@ -16,8 +16,8 @@
 //! - warp's graceful shutdown waits for open responses, and an SSE response never finishes by
 //!   itself, so the wait for a live event is a `select!` against the stream's end (shutdown,
 //!   or the client's token expiring).
-//! - The live feed carries every topic; an `if` keeps the client's (its replay comes
-//!   filtered from sse-core).
+//! - The live feed may carry other topics (the hub gives a stream of several selectors
+//!   every event); an `if` keeps the client's (its replay comes filtered from sse-core).
 //! - warp wants the stream `Send + Sync` (see [`generator`]).
 //! - What it yields is each event's frame, encoded once by sse-core for every subscriber,
 //!   and the body is warp's plain `reply::stream`, not `sse::reply`: that takes only warp's
