@@ -21,7 +21,7 @@ use crate::{Problem, Res, Target, ensure};
 pub type SharedLogTrial = fn(Variant, Variant) -> Result<(), Failed>;
 
 /// Every shared-log trial, with its name.
-pub const TRIALS: [(&str, SharedLogTrial); 11] = [
+pub const TRIALS: [(&str, SharedLogTrial); 12] = [
     (
         "redis::an_event_reaches_both_instances_with_one_id",
         one_id_everywhere,
@@ -29,6 +29,10 @@ pub const TRIALS: [(&str, SharedLogTrial); 11] = [
     (
         "redis::resume_on_the_other_instance_is_exact_while_both_publish",
         resume_across,
+    ),
+    (
+        "redis::concurrent_publishes_get_consecutive_ids_their_receipts_name",
+        concurrent_publishes,
     ),
     (
         "redis::a_restarted_instance_resumes_old_ids_without_reset",
@@ -248,6 +252,77 @@ fn resume_across(a: Variant, b: Variant) -> Result<(), Failed> {
                 ),
                 format!("{} events, first {:?}", got.len(), got.first())
             );
+        }
+        Ok(())
+    });
+    outcome.and(stop([on_a, on_b]))
+}
+
+/// 15.1 and 15.2 under concurrent publishers: publishes that arrive together (and that the
+/// hub may commit in one script call) each get their own id, consecutive, and the one its
+/// receipt names, on both instances.
+fn concurrent_publishes(a: Variant, b: Variant) -> Result<(), Failed> {
+    const PUBLISHERS: usize = 16;
+    const EACH: usize = 25;
+    let redis = RedisServer::start(Durability::Ephemeral)?;
+    let flags = instance_flags(&redis, "concurrent", &[]);
+    let (on_a, on_b) = (instance(a, &flags)?, instance(b, &flags)?);
+    let outcome = run(async {
+        let mut streams = [
+            subscriber(&on_a.target).await?,
+            subscriber(&on_b.target).await?,
+        ];
+        let publishers = (0..PUBLISHERS).map(|p| {
+            let target = on_a.target.clone();
+            tokio::spawn(async move {
+                let mut publisher = Publisher::connect(&target).await?;
+                let mut receipts = Vec::with_capacity(EACH);
+                for n in 0..EACH {
+                    let data = format!("p{p}-{n}");
+                    receipts.push((publisher.publish(Some("burst"), data.clone()).await?, data));
+                }
+                Ok::<_, Problem>(receipts)
+            })
+        });
+        let mut receipts = std::collections::HashMap::new();
+        for publisher in publishers.collect::<Vec<_>>() {
+            let published = publisher
+                .await
+                .map_err(|e| Problem::fail("a publisher task", e.to_string()))??;
+            receipts.extend(published);
+        }
+        let total = PUBLISHERS * EACH;
+        ensure!(
+            receipts.len() == total,
+            format!("{total} distinct ids in the receipts"),
+            receipts.len().to_string()
+        );
+        for events in &mut streams {
+            let mut got = Vec::with_capacity(total);
+            while got.len() < total {
+                let more = events
+                    .until(Duration::from_secs(10), |e| e.event == "burst")
+                    .await
+                    .map_err(|p| p.concerning(format_args!("{} of {total} events", got.len())))?;
+                got.extend(more.into_iter().filter(|e| e.event == "burst"));
+            }
+            let seqs: Vec<u64> = got
+                .iter()
+                .filter_map(|e| e.id.rsplit_once('-')?.1.parse().ok())
+                .collect();
+            ensure!(
+                seqs.windows(2).all(|pair| pair[1] == pair[0] + 1) && seqs.len() == total,
+                format!("{total} events with consecutive ids"),
+                format!("{:?}", seqs.iter().take(10).collect::<Vec<_>>())
+            );
+            for event in &got {
+                let named = receipts.get(&event.id).map(String::as_str);
+                ensure!(
+                    named == Some(event.data.as_str()),
+                    format!("event {} to carry what its receipt published", event.id),
+                    format!("{:?} (receipt for {:?})", event.data, named)
+                );
+            }
         }
         Ok(())
     });

@@ -9,7 +9,9 @@
 //! the in-memory hub's epoch, and ids keep the form `<epoch>-<seq>`.
 //!
 //! Publishing is one Lua script ([`PUBLISH`]): it bumps `seq` and `XADD`s with an explicit
-//! id in one atomic step, so numbering is gap-free across instances. It is also the fence
+//! id in one atomic step, so numbering is gap-free across instances. One writer task per
+//! instance runs it, for every publish that queued while its previous call was in flight
+//! (group commit), so that a publish costs a share of a round trip under load. It is also the fence
 //! (the failures of centrifugal/centrifugo#664 and centrifuge#412): when `meta` is gone
 //! (Redis came back empty, or was flushed), or its `seq` is below what the publishing
 //! instance has already seen in the same epoch (Redis came back from an older snapshot), it
@@ -36,6 +38,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands as _, AsyncConnectionConfig, Client, Script};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -45,16 +48,17 @@ use crate::hub::{Hub, HubError, HubStatus, PublishFuture, ReadyFuture, Subscript
 use crate::log::{EPOCH_DIGITS, Log, Position, id_of};
 use crate::topic::{Selectors, Topic};
 
-/// Publishes one event: see the module docs.
+/// Publishes a batch of events: see the module docs.
 ///
-/// KEYS: the meta hash, the stream. ARGV: `MAXLEN ~` bound, event name, data, the epoch and
-/// newest sequence number the publisher has seen (its fence; `0 0` when it has seen none),
-/// topic.
-/// Returns `{epoch, seq}`, the epoch as milliseconds.
+/// KEYS: the meta hash, the stream. ARGV: `MAXLEN ~` bound, then the epoch and newest
+/// sequence number the publisher has seen (its fence; `0 0` when it has seen none), then
+/// event name, data and topic for each event in turn.
+/// Returns `{epoch, seq}`: the epoch as milliseconds and the first event's sequence number;
+/// the others follow it without a gap.
 const PUBLISH: &str = r"
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-if epoch == 0 or (epoch == tonumber(ARGV[4]) and seq < tonumber(ARGV[5])) then
+if epoch == 0 or (epoch == tonumber(ARGV[2]) and seq < tonumber(ARGV[3])) then
   local now = redis.call('TIME')
   epoch = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
@@ -65,11 +69,20 @@ if epoch == 0 or (epoch == tonumber(ARGV[4]) and seq < tonumber(ARGV[5])) then
   seq = 0
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
-seq = seq + 1
+local first = seq + 1
+for i = 4, #ARGV, 3 do
+  seq = seq + 1
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], epoch .. '-' .. seq,
+    'n', ARGV[i], 'd', ARGV[i + 1], 't', ARGV[i + 2])
+end
 redis.call('HSET', KEYS[1], 'seq', seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], epoch .. '-' .. seq, 'n', ARGV[2], 'd', ARGV[3], 't', ARGV[6])
-return {epoch, seq}
+return {epoch, first}
 ";
+
+/// The most publishes one script call commits.
+const MAX_BATCH: usize = 64;
+/// Publishes that may wait for the writer before publishers wait to hand theirs over.
+const WRITER_QUEUE: usize = 1024;
 
 /// How long the reader's `XREAD` blocks: also how soon it notices a deleted stream.
 const BLOCK: Duration = Duration::from_secs(1);
@@ -93,12 +106,18 @@ const CATCH_UP: Duration = Duration::from_secs(1);
 
 /// A hub on a Redis Stream.
 pub struct RedisHub {
-    /// What the reader and the publishers share.
+    /// What the reader, the writer and the publishers share.
     shared: Arc<Shared>,
-    /// Publishing connection: reconnects by itself, and fails fast while Redis is down.
-    publisher: ConnectionManager,
-    /// The publish script, sent by hash after its first use.
-    script: Script,
+    /// The writer's queue of publishes (see [`Shared::write`]).
+    writer: mpsc::Sender<Pending>,
+}
+
+/// A publish handed to the writer, and where its event goes once it is in the log.
+struct Pending {
+    /// The event to number and append.
+    draft: Draft,
+    /// The event with its id, or why it is not in the log.
+    done: oneshot::Sender<Result<Arc<Event>, HubError>>,
 }
 
 /// What the hub and its reader task share.
@@ -171,11 +190,10 @@ impl RedisHub {
                 .supervise(client, reader, cursor, shutdown)
                 .await;
         });
-        Ok(RedisHub {
-            shared,
-            publisher,
-            script: Script::new(PUBLISH),
-        })
+        // The writer stops when the hub, and with it the queue's sender, is dropped.
+        let (writer, queue) = mpsc::channel(WRITER_QUEUE);
+        tokio::spawn(Arc::clone(&shared).write(publisher, queue));
+        Ok(RedisHub { shared, writer })
     }
 }
 
@@ -406,6 +424,59 @@ return epoch
             .await
     }
 
+    /// Commits publishes in batches, one script call each: whatever queued while the
+    /// previous call was in flight goes in the next. Under load one round trip and one
+    /// script run serve many publishes; a publish that arrives alone waits for nothing.
+    /// Numbering stays gap-free and atomic: the script numbers a batch in one step.
+    async fn write(
+        self: Arc<Self>,
+        mut publisher: ConnectionManager,
+        mut queue: mpsc::Receiver<Pending>,
+    ) {
+        let script = Script::new(PUBLISH);
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let committed = self.commit(&script, &mut publisher, &batch).await;
+            for (n, Pending { draft, done }) in batch.drain(..).enumerate() {
+                let event = committed.clone().map(|(epoch, first)| {
+                    Arc::new(draft.into_event(id_of(&epoch_text(epoch), first + n as u64)))
+                });
+                // A publisher that gave up waiting has been answered 503 already.
+                let _ = done.send(event);
+            }
+        }
+    }
+
+    /// Appends `batch` to the shared log in one script call; the epoch (milliseconds) and
+    /// the first event's sequence number.
+    async fn commit(
+        &self,
+        script: &Script,
+        publisher: &mut ConnectionManager,
+        batch: &[Pending],
+    ) -> Result<(u64, u64), HubError> {
+        let Position { epoch, top } = self.log.position();
+        let fence_epoch = epoch.as_deref().and_then(epoch_ms).unwrap_or(0);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&self.keys.meta)
+            .key(&self.keys.log)
+            .arg(self.history)
+            .arg(fence_epoch)
+            .arg(top);
+        for Pending { draft, .. } in batch {
+            let name = draft.name.as_ref().map_or("", EventName::as_str);
+            invocation
+                .arg(name)
+                .arg(&draft.data)
+                .arg(draft.topic.as_str());
+        }
+        timeout(PUBLISH_TIMEOUT, invocation.invoke_async(publisher))
+            .await
+            .map_err(|_| HubError(format!("Redis did not answer within {PUBLISH_TIMEOUT:?}")))?
+            .map_err(|error| HubError(error.to_string()))
+    }
+
     /// Puts one stream entry into the mirror, restarting it on a new epoch or a gap.
     fn apply(&self, entry: &StreamId) {
         let Some((ms, seq)) = entry_position(&entry.id) else {
@@ -455,33 +526,20 @@ return epoch
 impl Hub for RedisHub {
     fn publish(&self, draft: Draft) -> PublishFuture<'_> {
         Box::pin(async move {
-            let Position { epoch, top } = self.shared.log.position();
-            let fence_epoch = epoch.as_deref().and_then(epoch_ms).unwrap_or(0);
-            let name = draft.name.as_ref().map_or("", EventName::as_str);
-            let mut publisher = self.publisher.clone();
-            let mut invocation = self.script.prepare_invoke();
-            invocation
-                .key(&self.shared.keys.meta)
-                .key(&self.shared.keys.log)
-                .arg(self.shared.history)
-                .arg(name)
-                .arg(&draft.data)
-                .arg(fence_epoch)
-                .arg(top)
-                .arg(draft.topic.as_str());
-            let published: (u64, u64) =
-                timeout(PUBLISH_TIMEOUT, invocation.invoke_async(&mut publisher))
-                    .await
-                    .map_err(|_| {
-                        HubError(format!("Redis did not answer within {PUBLISH_TIMEOUT:?}"))
-                    })?
-                    .map_err(|error| HubError(error.to_string()))?;
-            let (epoch, seq) = published;
+            let (done, receipt) = oneshot::channel();
+            let stopped = || HubError("the hub's writer has stopped".to_owned());
+            let committed = async {
+                let pending = Pending { draft, done };
+                self.writer.send(pending).await.map_err(|_| stopped())?;
+                receipt.await.map_err(|_| stopped())?
+            };
+            let event = timeout(PUBLISH_TIMEOUT, committed).await.map_err(|_| {
+                HubError(format!("Redis did not answer within {PUBLISH_TIMEOUT:?}"))
+            })??;
             // This instance's subscribers get the event from the reader, once it is in the
             // shared log, like every other instance's. The receipt waits for that (briefly),
             // so that a publisher reads its own writes: a stream opened here after the 202
             // starts after the event, as it would on the in-memory hub.
-            let event = Arc::new(draft.into_event(id_of(&epoch_text(epoch), seq)));
             self.ready_for(event.id_str()).await;
             Ok(event)
         })
