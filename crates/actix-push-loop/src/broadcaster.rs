@@ -23,11 +23,14 @@
 //! - At shutdown the broadcaster empties the list; dropping every sender ends every stream.
 
 use std::convert::Infallible;
+use std::future::ready;
 use std::iter::once;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix_web_lab::sse;
-use futures_util::{Stream, StreamExt as _};
+use actix_web::HttpResponse;
+use bytes::Bytes;
+use futures_util::{StreamExt as _, stream};
+use sse_core::frame;
 use sse_core::hub::Subscription;
 use sse_core::metrics::{GaugeSpec, IdiomGauge, Metrics};
 use sse_core::topic::Selectors;
@@ -78,8 +81,8 @@ struct Clients {
 
 /// One connected client: the sending half of its response body.
 struct Client {
-    /// Its queue. Bounded: a full queue is a client too slow to keep up.
-    tx: mpsc::Sender<sse::Event>,
+    /// Its queue of frames. Bounded: a full queue is a client too slow to keep up.
+    tx: mpsc::Sender<Bytes>,
     /// The topics it receives: the broadcaster checks each event against them.
     topics: Selectors,
     /// The broadcaster skips events up to this sequence number: the client already has them
@@ -154,7 +157,7 @@ impl Broadcaster {
         &self,
         last_event_id: Option<&str>,
         topics: Selectors,
-    ) -> Option<mpsc::Receiver<sse::Event>> {
+    ) -> Option<mpsc::Receiver<Bytes>> {
         let service = &self.service;
         let mut clients = self.lock();
         if clients.closed {
@@ -185,7 +188,7 @@ impl Broadcaster {
         let (tx, rx) = mpsc::channel(capacity);
         for event in once(service.welcome(&topics)).chain(reset).chain(replay) {
             // Cannot fail: the queue was sized for the opening, and `rx` is still here.
-            let _ = tx.try_send(to_actix(&event));
+            let _ = tx.try_send(event.frame());
         }
         clients.list.push(Client {
             tx,
@@ -213,9 +216,8 @@ impl Clients {
         let seq = id.seq;
         self.last_sent = seq;
         self.last_id = Some(id);
-        // Built once for everyone: clones share the data bytes (actix-web-lab still encodes
-        // the frame once per client, as it writes it).
-        let frame = to_actix(event);
+        // Encoded once, by sse-core, for everyone: each send is a reference count.
+        let frame = event.frame();
         self.list.retain(|client| {
             // Not one of its topics (or already had): nothing to send, and it stays on.
             if seq <= client.skip_through || !client.topics.matches(&event.topic) {
@@ -298,10 +300,7 @@ impl Clients {
 
 /// `GET /stream` for an admitted client: joins it to the list and streams the queue the
 /// broadcaster fills; `None` once the broadcaster has stopped.
-pub fn stream(
-    broadcaster: &Broadcaster,
-    admission: Admission,
-) -> Option<sse::Sse<impl Stream<Item = Result<sse::Event, Infallible>> + 'static>> {
+pub fn stream(broadcaster: &Broadcaster, admission: Admission) -> Option<HttpResponse> {
     let Admission {
         guard,
         last_event_id,
@@ -312,33 +311,22 @@ pub fn stream(
     let queue = broadcaster.join(last_event_id.as_deref(), topics)?;
     // The queue ends when the broadcaster drops the client; `end` (the client's token
     // expiring) ends it too.
-    let events = ReceiverStream::new(queue)
-        .take_until(end)
-        .map(move |event| {
-            // Owning the guard here ties the gauge to the body, which actix drops as soon as
-            // it finds the client gone, without waiting for the broadcaster to notice.
-            let _connected = &guard;
-            event
-        });
-    let sse = sse::Sse::from_infallible_stream(events)
-        .with_retry_duration(retry)
-        // Also what reaps an idle stream: actix only sees that a client left when a write
-        // fails, and the keep-alive is the write that comes when no event does.
-        .with_keep_alive(broadcaster.service.config.keepalive);
-    Some(sse)
-}
-
-/// One core event as actix-web-lab's SSE event. sse-core has already validated the name
-/// and normalised the data to LF-separated lines, so nothing here can break the framing.
-fn to_actix(event: &Event) -> sse::Event {
-    let mut data = sse::Data::new(event.data.clone());
-    if let Some(name) = event.name_str() {
-        data = data.event(name);
-    }
-    if let Some(id) = event.id_str() {
-        data = data.id(id);
-    }
-    sse::Event::Data(data)
+    let frames = stream::once(ready(frame::retry(retry)))
+        .chain(ReceiverStream::new(queue))
+        .take_until(end);
+    // The keep-alive is also what reaps an idle stream: actix only sees that a client left
+    // when a write fails, and the keep-alive is the write that comes when no event does.
+    let body = frame::keep_alive(frames, broadcaster.service.config.keepalive).map(move |frame| {
+        // Owning the guard here ties the gauge to the body, which actix drops as soon as it
+        // finds the client gone, without waiting for the broadcaster to notice.
+        let _connected = &guard;
+        Ok::<_, Infallible>(frame)
+    });
+    Some(
+        HttpResponse::Ok()
+            .content_type(frame::CONTENT_TYPE)
+            .streaming(body),
+    )
 }
 
 #[cfg(test)]
@@ -378,13 +366,11 @@ mod tests {
     }
 
     /// The ids in a client's queue, as they would go on the wire.
-    async fn ids(queue: &mut mpsc::Receiver<sse::Event>) -> Vec<String> {
-        let mut frames = Vec::new();
+    async fn ids(queue: &mut mpsc::Receiver<Bytes>) -> Vec<String> {
+        let mut bytes = Vec::new();
         while let Ok(frame) = queue.try_recv() {
-            frames.push(frame);
+            bytes.extend_from_slice(&frame);
         }
-        let sse = sse::Sse::from_infallible_stream(futures_util::stream::iter(frames));
-        let bytes = actix_web::body::to_bytes(sse).await.expect("encodable");
         String::from_utf8_lossy(&bytes)
             .lines()
             .filter_map(|line| line.strip_prefix("id: ").map(str::to_owned))
@@ -521,9 +507,7 @@ mod tests {
         let pushed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             loop {
                 if let Some(frame) = new_client.recv().await {
-                    let sse = sse::Sse::from_infallible_stream(futures_util::stream::iter([frame]));
-                    let bytes = actix_web::body::to_bytes(sse).await.expect("encodable");
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let text = String::from_utf8_lossy(&frame).into_owned();
                     if text.contains("id: ffffffffffff-1") {
                         break text;
                     }

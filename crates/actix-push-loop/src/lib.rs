@@ -20,7 +20,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::rt::net::TcpStream;
 use actix_web::web::{self, Data};
-use actix_web::{App, HttpRequest, HttpResponse, Resource, Responder as _, Route};
+use actix_web::{App, HttpRequest, HttpResponse, Resource, Route};
 use sse_core::connection::Connection;
 use sse_core::publish::MAX_BODY_BYTES;
 use sse_core::tls::{self, Conn};
@@ -87,9 +87,8 @@ pub fn serve(
         let write_timeout = service.config.write_timeout;
         let tls = service.config.tls.clone();
         let server = actix_server::Server::build()
-            // actix's default of one worker per core: each worker encodes every event again
-            // for each of its clients (actix-web-lab has no pre-encoded frames), so fan-out
-            // scales with workers.
+            // actix's default of one worker per core: each worker writes the shared frames
+            // to its own clients, so the writing scales with workers.
             .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
             // sse-core owns the signals (one watcher for every variant), so actix installs
             // none and starts its graceful stop when the token is cancelled instead.
@@ -161,7 +160,7 @@ async fn stream(
         broadcaster::stream(&broadcaster, admission).ok_or_else(|| service.shutting_down())
     });
     let mut response = match admitted {
-        Ok(sse) => sse.respond_to(&request),
+        Ok(response) => response,
         Err(refused) => reply(refused),
     };
     for (name, value) in STREAM_HEADERS {

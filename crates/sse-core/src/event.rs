@@ -3,9 +3,7 @@
 //! Everything that could break SSE framing is settled here, when the event is made: names
 //! are validated, line breaks in data (CRLF, CR, LF) are normalised to LF, and the frame is
 //! encoded once ([`crate::frame::encode`], one `data:` line per LF), so no field can be
-//! injected and every subscriber is handed the same bytes. actix-web-lab, which encodes its
-//! own `sse::Event`, turns CRLF and CR into LF as well, so an [`Event`] whose only line break
-//! is LF means the same on every variant's wire.
+//! injected and every subscriber of every variant is handed the same bytes.
 
 use std::fmt;
 use std::sync::Arc;
