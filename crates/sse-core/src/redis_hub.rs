@@ -436,6 +436,14 @@ return epoch
         let script = Script::new(PUBLISH);
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            // A publisher that gave up (its 503 is sent) must not see its event appear
+            // later: while Redis does not answer, publishes queue here behind the call in
+            // flight, and committing them once it answers would publish what their clients
+            // were told had failed.
+            batch.retain(|pending| !pending.done.is_closed());
+            if batch.is_empty() {
+                continue;
+            }
             let committed = self.commit(&script, &mut publisher, &batch).await;
             for (n, Pending { draft, done }) in batch.drain(..).enumerate() {
                 let event = committed.clone().map(|(epoch, first)| {
