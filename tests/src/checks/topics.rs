@@ -113,19 +113,28 @@ pub async fn topics_filter_live_and_replay(target: Target) -> Res {
 }
 
 /// Point 16: selectors are a union; `PREFIX/*` matches below the prefix at any depth but
-/// not the prefix itself; `*` matches everything.
+/// not the prefix itself; `*` matches everything. A prefix alone is checked too: a server may
+/// serve one selector from a feed of its own (sse-idioms does), and a union from another.
 pub async fn selectors_are_a_union_of_topics_prefixes_and_star(target: Target) -> Res {
     let mut union = Events::open(&target, &on_topics(&["u-a", "u-n/*"])).await?;
     union.welcome().await?;
+    let mut prefix = Events::open(&target, &on_topics(&["u-n/*"])).await?;
+    prefix.welcome().await?;
     let mut star = Events::open(&target, &on_topics(&["*"])).await?;
     star.welcome().await?;
     let topics = ["u-a", "u-n", "u-n/x", "u-n/x/y", "u-b", "u-nx/y"];
-    let (_, end) = publish_each(&target, &topics, "u-a").await?;
+    let (_, end) = publish_each(&target, &topics, "u-n/end").await?;
     let got = topical_until(&mut union, &end).await?;
     ensure!(
         got == ["u-a", "u-n/x", "u-n/x/y"],
         "u-a and everything under u-n/, not u-n itself, u-b or u-nx/y",
         format!("{got:?}")
+    );
+    let under = topical_until(&mut prefix, &end).await?;
+    ensure!(
+        under == ["u-n/x", "u-n/x/y"],
+        "u-n/* alone: everything under u-n/, not u-n itself or u-nx/y",
+        format!("{under:?}")
     );
     let all = topical_until(&mut star, &end).await?;
     ensure!(all == topics, "every topic for *", format!("{all:?}"));
