@@ -68,7 +68,7 @@ pub const COALESCE_BYTES: usize = 16 * 1024;
 /// [`COALESCE_BYTES`] at most; it never waits for a frame to join.
 ///
 /// hyper writes each frame as its own HTTP/1.1 chunk (a size line, the frame, a CRLF) and
-/// flushes its queue of buffers every sixteen, so a replay of 300 frames was about 60
+/// flushes its queue of buffers every sixteen, so a replay of 300 frames was about 20
 /// writes; joined, it is a handful. A single ready frame goes on as it is, uncopied.
 pub fn coalesce(frames: impl Stream<Item = Bytes>) -> impl Stream<Item = Bytes> {
     let mut frames = Box::pin(frames);
