@@ -54,8 +54,6 @@ pub struct Log {
     /// across an `.await`, so it cannot block the runtime. Callers may hold a lock of their
     /// own while taking it (the push loop's client list does), never the other way round.
     state: Mutex<State>,
-    /// The live channel's capacity: the per-subscriber queue bound.
-    queue: usize,
     /// The position after every change, for callers that wait for the log to catch up.
     position: watch::Sender<Position>,
 }
@@ -117,7 +115,6 @@ impl Log {
                 top: 0,
                 live: Feeds::new(queue),
             }),
-            queue,
             position,
         }
     }
@@ -163,7 +160,7 @@ impl Log {
         state.epoch = epoch;
         state.events.clear();
         state.top = top;
-        state.live = Feeds::new(self.queue);
+        state.live = Feeds::new(state.live.queue);
         self.position.send_replace(Position {
             epoch: state.epoch.clone(),
             top,
@@ -279,16 +276,15 @@ impl Feeds {
     /// Drops the channels nobody receives from, once there are `prune_at` of them, and sets
     /// the next bound to twice what is left, so that pruning costs O(1) per subscribe.
     fn prune(&mut self) {
-        if self.exact.len() + self.under.len() < self.prune_at {
+        if self.len() < self.prune_at {
             return;
         }
         self.exact.retain(|_, live| live.receiver_count() > 0);
         self.under.retain(|_, live| live.receiver_count() > 0);
-        self.prune_at = (2 * (self.exact.len() + self.under.len())).max(MIN_PRUNE_AT);
+        self.prune_at = (2 * self.len()).max(MIN_PRUNE_AT);
     }
 
     /// How many topic and prefix channels exist.
-    #[cfg(test)]
     fn len(&self) -> usize {
         self.exact.len() + self.under.len()
     }

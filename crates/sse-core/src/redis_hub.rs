@@ -197,6 +197,11 @@ impl RedisHub {
     }
 }
 
+/// Why a publish failed when Redis took longer than [`PUBLISH_TIMEOUT`] (the 503's reason).
+fn no_answer() -> HubError {
+    HubError(format!("Redis did not answer within {PUBLISH_TIMEOUT:?}"))
+}
+
 /// A connection for the reader alone, with a response timeout longer than its block.
 async fn reader_connection(client: &Client) -> redis::RedisResult<MultiplexedConnection> {
     let config = AsyncConnectionConfig::new()
@@ -481,7 +486,7 @@ return epoch
         }
         timeout(PUBLISH_TIMEOUT, invocation.invoke_async(publisher))
             .await
-            .map_err(|_| HubError(format!("Redis did not answer within {PUBLISH_TIMEOUT:?}")))?
+            .map_err(|_| no_answer())?
             .map_err(|error| HubError(error.to_string()))
     }
 
@@ -541,9 +546,9 @@ impl Hub for RedisHub {
                 self.writer.send(pending).await.map_err(|_| stopped())?;
                 receipt.await.map_err(|_| stopped())?
             };
-            let event = timeout(PUBLISH_TIMEOUT, committed).await.map_err(|_| {
-                HubError(format!("Redis did not answer within {PUBLISH_TIMEOUT:?}"))
-            })??;
+            let event = timeout(PUBLISH_TIMEOUT, committed)
+                .await
+                .map_err(|_| no_answer())??;
             // This instance's subscribers get the event from the reader, once it is in the
             // shared log, like every other instance's. The receipt waits for that (briefly),
             // so that a publisher reads its own writes: a stream opened here after the 202
