@@ -11,7 +11,7 @@
 //!   [`auth`]: who may see and publish which events.
 //! - [`transport`], [`connection`], [`tls`]: the hyper server loop axum and warp share, and
 //!   what every variant does to its sockets (the write timeout, TLS with HTTP/2).
-//! - [`ticker`], [`config`], [`metrics`], [`assets`], [`cli`]: the rest of a server.
+//! - [`ticker`], [`config`], [`metrics`], [`trim`], [`assets`], [`cli`]: the rest of a server.
 //!
 //! Error policy: nothing here panics on input. Bad requests become a [`Reply`] with a JSON
 //! error body; bad flags stop the server at start. The few `expect`s mark states that the
@@ -41,6 +41,7 @@ pub mod ticker;
 pub mod tls;
 pub mod topic;
 pub mod transport;
+pub mod trim;
 
 pub use config::Config;
 pub use event::{Draft, Event, EventId, EventName};

@@ -20,6 +20,8 @@ use crate::hub::HubStatus;
 pub struct Metrics {
     /// Streams open now.
     connected: AtomicUsize,
+    /// The most streams open at once since [`Metrics::take_peak`] last looked.
+    peak: AtomicUsize,
     /// Streams ever opened.
     connections: AtomicU64,
     /// Streams refused because `--max-clients` were open.
@@ -53,6 +55,7 @@ impl Metrics {
             });
         match admitted {
             Ok(before) => {
+                self.peak.fetch_max(before + 1, Ordering::Relaxed);
                 self.connections.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(clients = before + 1, "client connected");
                 Some(ClientGuard {
@@ -71,6 +74,13 @@ impl Metrics {
     /// Streams open now.
     pub fn connected(&self) -> usize {
         self.connected.load(Ordering::Acquire)
+    }
+
+    /// The most streams open at once since the last call, and how many are open now; the
+    /// next call's peak starts from now. [`crate::trim`] reads it to see a crowd leave.
+    pub fn take_peak(&self) -> (usize, usize) {
+        let open = self.connected();
+        (self.peak.swap(open, Ordering::Relaxed).max(open), open)
     }
 
     /// Counts events sent from history.
@@ -287,6 +297,22 @@ mod tests {
         assert_eq!(metrics.connected(), 1);
         drop(second);
         assert_eq!(metrics.connected(), 0);
+    }
+
+    #[test]
+    fn the_peak_is_the_most_open_since_the_last_look() {
+        let metrics = Arc::new(Metrics::default());
+        let guards: Vec<_> = (0..3).filter_map(|_| metrics.admit(10, None)).collect();
+        drop(guards);
+        let kept = metrics.admit(10, None).expect("room");
+        assert_eq!(
+            metrics.take_peak(),
+            (3, 1),
+            "three were open at once, one is now"
+        );
+        assert_eq!(metrics.take_peak(), (1, 1), "the next look starts from now");
+        drop(kept);
+        assert_eq!(metrics.take_peak(), (1, 0));
     }
 
     #[test]

@@ -77,8 +77,8 @@ pub struct Opening {
 }
 
 impl Service {
-    /// A service on the hub `--hub` names, with the demo ticker running on the current tokio
-    /// runtime: what every variant's `serve` starts with.
+    /// A service on the hub `--hub` names, with the demo ticker and the heap trim running on
+    /// the current tokio runtime: what every variant's `serve` starts with.
     ///
     /// Fails when `--hub redis` cannot reach Redis, with a message naming `--redis-url` (and
     /// never its password).
@@ -106,6 +106,7 @@ impl Service {
         };
         let service = Self::new(server, config, hub, shutdown);
         crate::ticker::spawn(Arc::clone(&service));
+        crate::trim::spawn(Arc::clone(&service.metrics), service.shutdown.clone());
         Ok(service)
     }
 
