@@ -17,15 +17,19 @@
 //!   event it pushed and pushes what it missed (see `resync`). When the hub replaces its log
 //!   (a shared backend that lost its data), the live feed closes: the broadcaster drops every
 //!   client and follows the new log (see `restart`).
-//! - The connected-clients gauge follows the response body, not the list: actix drops the
-//!   body when it finds the client gone, which for an idle stream is at the next keep-alive
-//!   write, while the list only notices at the next event.
+//! - A client that leaves must leave the list too (Express's `req.on('close')`). actix drops
+//!   the body when it finds the client gone, which for an idle stream is at the next
+//!   keep-alive write; the broadcaster then finds the sender closed at its next push to that
+//!   client, or at its sweep, once a second, whichever comes first. Without the sweep a gone
+//!   client of a quiet topic would stay listed, queue and all, until that topic's next event.
+//!   The connected-clients gauge follows the body, not the list.
 //! - At shutdown the broadcaster empties the list; dropping every sender ends every stream.
 
 use std::convert::Infallible;
 use std::future::ready;
 use std::iter::once;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use actix_web::HttpResponse;
 use bytes::Bytes;
@@ -41,11 +45,15 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// This idiom's own figure on `/metrics`: the list's length. It can differ from the
 /// connected clients, since the list and the response bodies live apart: a cut client's body
-/// drains after it left the list, a gone client stays listed until the next push finds it.
+/// drains after it left the list, a gone client stays listed until the next push or sweep
+/// finds it.
 pub static LISTED: GaugeSpec = GaugeSpec {
     name: "sse_client_list_len",
     help: "Clients on the push loop's list now (an sse-idioms extension).",
 };
+
+/// How often the broadcaster sweeps the list for clients whose response body is gone.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The client list and the one task that writes to it.
 pub struct Broadcaster {
@@ -120,21 +128,26 @@ impl Broadcaster {
         (broadcaster, live)
     }
 
-    /// The broadcaster task: every event from the hub, to every client, until shutdown.
+    /// The broadcaster task: every event from the hub, to every client, until shutdown; and
+    /// between events, a sweep every [`SWEEP_EVERY`].
     async fn run(self: Arc<Self>, mut live: broadcast::Receiver<Arc<Event>>) {
         let service = &self.service;
+        let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+        sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let received = tokio::select! {
-                received = live.recv() => received,
+                received = live.recv() => Some(received),
+                _ = sweeps.tick() => None,
                 () = service.shutdown.cancelled() => break,
             };
             let mut clients = self.lock();
             match received {
-                Ok(event) => clients.push(&event, &service.metrics),
-                Err(RecvError::Lagged(missed)) => live = clients.resync(missed, service),
+                Some(Ok(event)) => clients.push(&event, &service.metrics),
+                Some(Err(RecvError::Lagged(missed))) => live = clients.resync(missed, service),
                 // The hub started a new log (a shared backend lost its data): what every
                 // client has is from the old one, so each must resume on its own.
-                Err(RecvError::Closed) => live = clients.restart(service),
+                Some(Err(RecvError::Closed)) => live = clients.restart(service),
+                None => clients.sweep(),
             }
             self.listed.set(clients.list.len());
         }
@@ -241,6 +254,12 @@ impl Clients {
         });
     }
 
+    /// Drops the clients whose response body actix has dropped: they left, and nothing
+    /// else would take them off a quiet topic's part of the list.
+    fn sweep(&mut self) {
+        self.list.retain(|client| !client.tx.is_closed());
+    }
+
     /// Starts over on the hub's new log: drops every client (each reconnects and gets the
     /// reset it needs), and takes the new log's live feed from where it stands.
     fn restart(&mut self, service: &Service) -> broadcast::Receiver<Arc<Event>> {
@@ -333,6 +352,7 @@ pub fn stream(broadcaster: &Broadcaster, admission: Admission) -> Option<HttpRes
 mod tests {
     use super::*;
     use sse_core::memory::MemoryHub;
+    use sse_core::topic::Selector;
     use sse_core::{CancellationToken, Config, Draft};
 
     /// A broadcaster whose task the test plays by hand, one `push` at a time.
@@ -424,6 +444,32 @@ mod tests {
         assert!(
             slow.recv().await.is_none(),
             "its stream ends after its queue"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_left_a_quiet_topic_is_swept_off_the_list() {
+        let (broadcaster, mut live) = broadcaster(64);
+        let service = Arc::clone(&broadcaster.service);
+        let quiet = || Selectors::new(vec![Selector::parse("quiet").expect("a topic")]);
+        let gone = broadcaster.join(None, quiet()).expect("open");
+        let _stays = broadcaster.join(None, quiet()).expect("open");
+        drop(gone);
+        // Events on other topics never write to it, so they cannot find it gone.
+        publish(&service, 2).await;
+        for _ in 0..2 {
+            push_next(&broadcaster, &mut live).await;
+        }
+        assert_eq!(
+            broadcaster.lock().list.len(),
+            2,
+            "still listed after the events"
+        );
+        broadcaster.lock().sweep();
+        assert_eq!(
+            broadcaster.lock().list.len(),
+            1,
+            "the sweep took the gone one only"
         );
     }
 

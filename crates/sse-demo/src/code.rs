@@ -145,8 +145,8 @@ pub static FILES: [IdiomFile; 3] = [
             },
             Region {
                 moment: Moment::Disconnect,
-                from: "// The response body is gone",
-                to: "Err(TrySendError::Closed(_)) => false,",
+                from: "/// Drops the clients whose response body actix has dropped",
+                to: "self.list.retain(|client| !client.tx.is_closed());",
                 docs: "actix notices a closed connection at the next write",
             },
             Region {

@@ -4,8 +4,8 @@
 //! The cut itself is the same in all three (the kernel's `TCP_USER_TIMEOUT`, set by sse-core),
 //! and lands within `--write-timeout-secs` plus a second of the last byte that could not be
 //! sent. What differs is the idiom's own state: the pull idioms' pipeline or generator goes
-//! with the connection, while the push loop's list entry stays until the broadcaster next
-//! writes to it, which the fault shows by sending the stalled reader one more event.
+//! with the connection, while the push loop's list entry stays until the broadcaster's next
+//! sweep finds its sender closed, up to a second later.
 
 use std::time::{Duration, Instant};
 
@@ -58,17 +58,8 @@ async fn stall(target: &Target) -> std::io::Result<Row> {
     }
     let filled = Instant::now();
     let seen = watch(target, &before, filled).await;
-    // The push loop's entry goes only when the broadcaster next writes to it.
-    let freed_entry = if seen.counted.is_some() && seen.idiom.is_none() {
-        publisher
-            .publish("filler", FILLER_TOPIC, "one more")
-            .await?;
-        idiom_back(target, &before, filled).await
-    } else {
-        None
-    };
     drop(stalled);
-    Ok(row(target, &before, &seen, freed_entry))
+    Ok(row(target, &before, &seen))
 }
 
 /// When the variant counted the stalled reader and let go of its place.
@@ -81,8 +72,8 @@ struct Watched {
     idiom: Option<Duration>,
 }
 
-/// Watches `/metrics` until the reader is counted and freed, at most the write timeout plus
-/// a second plus [`SLACK`] after the filler, noting the idiom's gauge on the way.
+/// Watches `/metrics` until the reader is counted and freed, and the idiom's gauge is back,
+/// at most the write timeout plus a second plus [`SLACK`] after the filler.
 async fn watch(target: &Target, before: &Before, filled: Instant) -> Watched {
     let mut seen = Watched {
         counted: None,
@@ -107,54 +98,35 @@ async fn watch(target: &Target, before: &Before, filled: Instant) -> Watched {
         if seen.idiom.is_none() && now.count(gauge) <= was.count(gauge) {
             seen.idiom = Some(at);
         }
-        (seen.counted.is_some() && seen.freed.is_some()).then_some(())
+        (seen.counted.is_some() && seen.freed.is_some() && seen.idiom.is_some()).then_some(())
     })
     .await;
     seen
 }
 
-/// Waits for the idiom's gauge to be back where it was; returns when, after the filler.
-async fn idiom_back(target: &Target, before: &Before, filled: Instant) -> Option<Duration> {
-    let gauge = target.idiom_gauge();
-    let was = before.metrics.count(gauge);
-    poll_metrics(target.addr(), SLACK, |now| {
-        (now.count(gauge) <= was).then(|| filled.elapsed())
-    })
-    .await
-}
-
 /// The result row.
-fn row(target: &Target, before: &Before, seen: &Watched, freed_entry: Option<Duration>) -> Row {
+fn row(target: &Target, before: &Before, seen: &Watched) -> Row {
     let mut row = Row::new(target);
     let timeout = before.timeout;
     row.seconds("write_timeout_s", "write timeout", Some(timeout))
         .seconds("counted_after_s", "counted after", seen.counted)
         .seconds("freed_after_s", "place freed after", seen.freed)
-        .seconds(
-            "idiom_freed_after_s",
-            "idiom state freed after",
-            seen.idiom.or(freed_entry),
-        )
-        .figure(
-            "freed_by_next_event",
-            "freed only by the next event",
-            freed_entry.is_some(),
-            "",
-        );
+        .seconds("idiom_freed_after_s", "idiom state freed after", seen.idiom);
     let bound = timeout + Duration::from_secs(1);
-    row.ok = seen.counted.is_some_and(|at| at <= bound) && seen.freed.is_some();
+    row.ok =
+        seen.counted.is_some_and(|at| at <= bound) && seen.freed.is_some() && seen.idiom.is_some();
     row.note = match (seen.counted, target.variant.name) {
         (None, _) => format!(
             "not counted within {:.1} s of the last filler event",
             (bound + SLACK).as_secs_f64()
         ),
-        (Some(_), "actix-push-loop") if seen.idiom.is_none() => {
-            "the kernel cut the connection and the body went with it; the list entry stayed \
-             until the broadcaster next wrote to it (one more event), and found it closed"
-                .to_owned()
-        }
+        (Some(_), _) if seen.idiom.is_none() => format!(
+            "counted and cut, but the idiom's state was still held {:.1} s after the filler",
+            (bound + SLACK).as_secs_f64()
+        ),
         (Some(_), "actix-push-loop") => {
-            "the kernel cut the connection; the broadcaster found the entry closed at its next push"
+            "the kernel cut the connection and the body went with it; the list entry stayed \
+             until the broadcaster's sweep (once a second) found its sender closed"
                 .to_owned()
         }
         (Some(_), _) => {
