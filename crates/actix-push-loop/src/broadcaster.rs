@@ -2,8 +2,8 @@
 //! connected clients, and one broadcaster task pushes every event to each of them.
 //!
 //! `GET /stream` does not build a stream of its own: it gives the client a queue (a bounded
-//! channel whose receiver becomes the response body), fills it with `welcome`, `reset` and
-//! the replay, and puts the sender on the list. From then on the broadcaster is the only
+//! channel whose receiver becomes the response body, after `welcome`, `reset` and the
+//! replay), and puts the sender on the list. From then on the broadcaster is the only
 //! writer: it takes each event from the hub once and `try_send`s it to every client. It
 //! never awaits a client, so one slow socket cannot hold up the rest.
 //!
@@ -87,6 +87,14 @@ struct Clients {
     closed: bool,
 }
 
+/// What [`Broadcaster::join`] gives a new client's body.
+struct Joined {
+    /// Its first frames, in order: `welcome`, `reset` if any, the replay.
+    opening: Vec<Bytes>,
+    /// Every frame the broadcaster pushes to it after those.
+    queue: mpsc::Receiver<Bytes>,
+}
+
 /// One connected client: the sending half of its response body.
 struct Client {
     /// Its queue of frames. Bounded: a full queue is a client too slow to keep up.
@@ -159,57 +167,60 @@ impl Broadcaster {
         self.listed.set(0);
     }
 
-    /// Puts a new client on the list, its queue already holding `welcome`, `reset` (if
-    /// any) and its replay; `None` once the broadcaster has stopped.
+    /// Puts a new client on the list, and gives it the opening its body starts with
+    /// (`welcome`, `reset` if any, and its replay) and the queue the broadcaster fills from
+    /// then on; `None` once the broadcaster has stopped.
     ///
-    /// Everything happens under the list's lock, which the broadcaster also takes for each
+    /// The splice happens under the list's lock, which the broadcaster also takes for each
     /// event, so no event can be pushed between reading `last_sent` and joining the list:
     /// the client gets events up to `last_sent` from its replay and every later one from the
     /// broadcaster, with no gap and no duplicate even while publishers are busy.
-    fn join(
-        &self,
-        last_event_id: Option<&str>,
-        topics: Selectors,
-    ) -> Option<mpsc::Receiver<Bytes>> {
+    fn join(&self, last_event_id: Option<&str>, topics: Selectors) -> Option<Joined> {
         let service = &self.service;
-        let mut clients = self.lock();
-        if clients.closed {
-            return None;
-        }
-        // `subscribe` rather than `replay`: it also says where the hub stands (`position`),
-        // which is the client's starting point when its replay is empty. The live receiver
-        // is not needed; the broadcaster is this client's live feed.
-        let Subscription {
-            mut replay,
-            position,
-            ..
-        } = service
-            .hub
-            .subscribe(last_event_id, &Selectors::everything());
-        let skip_through = replay
-            .events
-            .first()
-            .map_or(position, |first| first.seq().saturating_sub(1));
-        // The splice. The hub's replay runs up to its newest event, but events after
-        // `last_sent` are still on their way through the broadcaster, which will push them
-        // to this client once it is on the list; replaying them too would send them twice.
-        let last_sent = clients.last_sent;
-        replay.events.retain(|event| event.seq() <= last_sent);
+        // The `--queue` events the client may fall behind; the opening is not queued.
+        let (tx, queue) = mpsc::channel(service.config.queue as usize);
+        let replay = {
+            let mut clients = self.lock();
+            if clients.closed {
+                return None;
+            }
+            // `subscribe` rather than `replay`: it also says where the hub stands
+            // (`position`), which is the client's starting point when its replay is empty.
+            // The live receiver is not needed; the broadcaster is this client's live feed.
+            let Subscription {
+                mut replay,
+                position,
+                ..
+            } = service
+                .hub
+                .subscribe(last_event_id, &Selectors::everything());
+            let skip_through = replay
+                .events
+                .first()
+                .map_or(position, |first| first.seq().saturating_sub(1));
+            // The splice. The hub's replay runs up to its newest event, but events after
+            // `last_sent` are still on their way through the broadcaster, which will push
+            // them to this client once it is on the list; replaying them too would send them
+            // twice.
+            let last_sent = clients.last_sent;
+            replay.events.retain(|event| event.seq() <= last_sent);
+            clients.list.push(Client {
+                tx,
+                topics: topics.clone(),
+                skip_through,
+            });
+            self.listed.set(clients.list.len());
+            replay
+        };
+        // Outside the lock, which 1,000 clients resuming at once all want: the opening goes
+        // into the body ahead of the queue, so nothing pushed from now on can overtake it.
         let (reset, replay) = service.catch_up(replay, &topics);
-        // Room for all of the opening, plus the `--queue` the client may fall behind.
-        let capacity = service.config.queue as usize + 2 + replay.len();
-        let (tx, rx) = mpsc::channel(capacity);
-        for event in once(service.welcome(&topics)).chain(reset).chain(replay) {
-            // Cannot fail: the queue was sized for the opening, and `rx` is still here.
-            let _ = tx.try_send(event.frame());
-        }
-        clients.list.push(Client {
-            tx,
-            topics,
-            skip_through,
-        });
-        self.listed.set(clients.list.len());
-        Some(rx)
+        let opening = once(service.welcome(&topics))
+            .chain(reset)
+            .chain(replay)
+            .map(|event| event.frame())
+            .collect();
+        Some(Joined { opening, queue })
     }
 
     fn lock(&self) -> MutexGuard<'_, Clients> {
@@ -327,10 +338,11 @@ pub fn stream(broadcaster: &Broadcaster, admission: Admission) -> Option<HttpRes
         topics,
         end,
     } = admission;
-    let queue = broadcaster.join(last_event_id.as_deref(), topics)?;
+    let Joined { opening, queue } = broadcaster.join(last_event_id.as_deref(), topics)?;
     // The queue ends when the broadcaster drops the client; `end` (the client's token
     // expiring) ends it too.
     let frames = stream::once(ready(frame::retry(retry)))
+        .chain(stream::iter(opening))
         .chain(ReceiverStream::new(queue))
         .take_until(end);
     // The keep-alive is also what reaps an idle stream: actix only sees that a client left
@@ -357,9 +369,17 @@ mod tests {
 
     /// A broadcaster whose task the test plays by hand, one `push` at a time.
     fn broadcaster(queue: u32) -> (Arc<Broadcaster>, broadcast::Receiver<Arc<Event>>) {
+        broadcaster_on(queue as usize, queue)
+    }
+
+    /// The same, with clients' queues of `queue` on a hub whose live feed holds `feed`.
+    fn broadcaster_on(
+        feed: usize,
+        queue: u32,
+    ) -> (Arc<Broadcaster>, broadcast::Receiver<Arc<Event>>) {
         let mut config = Config::defaults();
         config.queue = queue;
-        let hub = MemoryHub::new(config.history as usize, config.queue as usize);
+        let hub = MemoryHub::new(config.history as usize, feed);
         Broadcaster::new(Service::new(
             crate::SERVER,
             config,
@@ -385,10 +405,13 @@ mod tests {
             .push(&event, &broadcaster.service.metrics);
     }
 
-    /// The ids in a client's queue, as they would go on the wire.
-    async fn ids(queue: &mut mpsc::Receiver<Bytes>) -> Vec<String> {
+    /// The ids in a client's opening and queue, as they would go on the wire.
+    async fn ids(joined: &mut Joined) -> Vec<String> {
         let mut bytes = Vec::new();
-        while let Ok(frame) = queue.try_recv() {
+        for frame in joined.opening.drain(..) {
+            bytes.extend_from_slice(&frame);
+        }
+        while let Ok(frame) = joined.queue.try_recv() {
             bytes.extend_from_slice(&frame);
         }
         String::from_utf8_lossy(&bytes)
@@ -430,19 +453,19 @@ mod tests {
     async fn a_full_queue_disconnects_the_client() {
         let (broadcaster, mut live) = broadcaster(1);
         let service = Arc::clone(&broadcaster.service);
-        // A queue of 1 + 2: welcome and two events fill it, and nobody reads.
+        // A queue of 1: one event fills it, and nobody reads.
         let mut slow = broadcaster
             .join(None, Selectors::everything())
             .expect("open");
         let mut events = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..2 {
             events.extend(publish(&service, 1).await);
             push_next(&broadcaster, &mut live).await;
         }
         assert!(broadcaster.lock().list.is_empty(), "dropped from the list");
-        assert_eq!(ids(&mut slow).await, id_strs(&events[..2]));
+        assert_eq!(ids(&mut slow).await, id_strs(&events[..1]));
         assert!(
-            slow.recv().await.is_none(),
+            slow.queue.recv().await.is_none(),
             "its stream ends after its queue"
         );
     }
@@ -475,7 +498,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_lagging_broadcaster_pushes_what_it_missed_from_history() {
-        let (broadcaster, mut live) = broadcaster(2);
+        // The broadcaster's feed holds two events; the client's queue, all it will miss.
+        let (broadcaster, mut live) = broadcaster_on(2, 4);
         let service = Arc::clone(&broadcaster.service);
         // One event pushed, so the broadcaster has an id to resume after.
         publish(&service, 1).await;
@@ -540,7 +564,7 @@ mod tests {
         // The broadcaster sees its feed close, drops the client, and follows the new log.
         assert!(
             tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while old_client.recv().await.is_some() {}
+                while old_client.queue.recv().await.is_some() {}
             })
             .await
             .is_ok(),
@@ -552,7 +576,7 @@ mod tests {
         let event = publish(&service, 1).await;
         let pushed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             loop {
-                if let Some(frame) = new_client.recv().await {
+                if let Some(frame) = new_client.queue.recv().await {
                     let text = String::from_utf8_lossy(&frame).into_owned();
                     if text.contains("id: ffffffffffff-1") {
                         break text;
