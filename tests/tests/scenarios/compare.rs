@@ -38,7 +38,7 @@ fn expected_code(variant: &str, moment: &str) -> &'static str {
         ("axum-stream-map", "shutdown") => "take_until",
         ("actix-push-loop", "join") => "replay.events.retain",
         ("actix-push-loop", "lag") => "TrySendError::Full",
-        ("actix-push-loop", "disconnect") => "TrySendError::Closed",
+        ("actix-push-loop", "disconnect") => "client.tx.is_closed()",
         ("actix-push-loop", "shutdown") => "clients.list.clear()",
         (_, "join") => "for event in replay",
         (_, "lag") => "RecvError::Lagged",
