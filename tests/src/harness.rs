@@ -67,11 +67,12 @@ pub const TEST_FLAGS: [&str; 20] = [
 
 /// The checks only the harness can make, because they control the server's process or its
 /// shutdown: run against every variant beside [`checks::all`], and named in CONTRACT.md.
-pub const HARNESS_TRIALS: [&str; 4] = [
+pub const HARNESS_TRIALS: [&str; 5] = [
     "process::signals_end_streams_and_exit_0_within_5s",
     "process::bad_flags_are_refused_naming_the_flag",
     "shutdown::a_stream_request_after_shutdown_began_gets_503",
     "shutdown::http2_streams_on_one_connection_end_within_5s",
+    "clients::a_closed_stream_is_released_with_nothing_written",
 ];
 
 /// One of the [`HARNESS_TRIALS`], run against a variant.
@@ -134,11 +135,12 @@ pub fn main(variants: &[Variant]) -> ExitCode {
                 move || trial(variant, other),
             )));
         }
-        let harness_trials: [(&str, HarnessTrial); 4] = [
+        let harness_trials: [(&str, HarnessTrial); 5] = [
             (HARNESS_TRIALS[0], signals_end_streams),
             (HARNESS_TRIALS[1], bad_flags_refused),
             (HARNESS_TRIALS[2], late_stream_request_refused),
             (HARNESS_TRIALS[3], http2_streams_end_on_shutdown),
+            (HARNESS_TRIALS[4], closed_streams_released),
         ];
         for (name, trial) in harness_trials {
             trials.push(Trial::test(
@@ -542,6 +544,38 @@ fn signals_end_streams(variant: Variant) -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// Point 9: clients that close their connections are let go within [`CLOSED_BOUND`] though
+/// the server writes nothing to them (no ticker, a keep-alive longer than the check): a
+/// page reloaded again and again must not fill `--max-clients` with streams nobody reads.
+fn closed_streams_released(variant: Variant) -> Result<(), Failed> {
+    const STREAMS: usize = 5;
+    let runtime = runtime()?;
+    let quiet = ["--tick-ms", "0", "--keepalive-secs", "60"];
+    let server = Server::start_with(variant, &quiet, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .map_err(|e| e.to_string())?;
+    let target = server.target.clone();
+    let outcome = runtime.block_on(async {
+        let mut streams = Vec::new();
+        for _ in 0..STREAMS {
+            let mut events = Events::open(&target, &StreamRequest::default()).await?;
+            events.welcome().await?;
+            streams.push(events);
+        }
+        let open = STREAMS as f64;
+        let clients = "sse_connected_clients";
+        checks::service::wait_for_metric(&target, clients, target.timeout, |n| n >= open).await?;
+        // Each close is a FIN: everything the server sent was read.
+        drop(streams);
+        checks::service::wait_for_metric(&target, clients, CLOSED_BOUND, |n| n == 0.0).await
+    });
+    let stopped = server.stop();
+    outcome.map_err(|p| p.to_string())?;
+    stopped.map_err(Failed::from)
+}
+
+/// How soon a client that closed its connection must be let go (contract point 9).
+const CLOSED_BOUND: Duration = Duration::from_secs(2);
 
 /// Point 13: an invalid flag value stops the server at start with a message naming the flag.
 fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {

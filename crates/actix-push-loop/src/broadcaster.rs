@@ -17,12 +17,14 @@
 //!   event it pushed and pushes what it missed (see `resync`). When the hub replaces its log
 //!   (a shared backend that lost its data), the live feed closes: the broadcaster drops every
 //!   client and follows the new log (see `restart`).
-//! - A client that leaves must leave the list too (Express's `req.on('close')`). actix drops
-//!   the body when it finds the client gone, which for an idle stream is at the next
-//!   keep-alive write; the broadcaster then finds the sender closed at its next push to that
-//!   client, or at its sweep, once a second, whichever comes first. Without the sweep a gone
-//!   client of a quiet topic would stay listed, queue and all, until that topic's next event.
-//!   The connected-clients gauge follows the body, not the list.
+//! - A client that leaves must leave the list too (Express's `req.on('close')`). actix reads
+//!   a client's close but goes on streaming, and drops the body only when a write fails. So
+//!   the broadcaster sweeps the list every quarter second for clients whose connection the
+//!   peer closed (sse-core notes it as actix reads it) or whose body actix already dropped.
+//!   Without the sweep a gone client of a quiet topic would stay listed, queue and all, until
+//!   that topic's next event, and hold its place in `--max-clients` until two writes had
+//!   failed. Dropping its sender ends its body, which gives the place back: the
+//!   connected-clients gauge follows the body, not the list.
 //! - At shutdown the broadcaster empties the list; dropping every sender ends every stream.
 
 use std::convert::Infallible;
@@ -34,6 +36,7 @@ use std::time::Duration;
 use actix_web::HttpResponse;
 use bytes::Bytes;
 use futures_util::{StreamExt as _, stream};
+use sse_core::connection::Connection;
 use sse_core::frame;
 use sse_core::hub::Subscription;
 use sse_core::metrics::{GaugeSpec, IdiomGauge, Metrics};
@@ -52,8 +55,10 @@ pub static LISTED: GaugeSpec = GaugeSpec {
     help: "Clients on the push loop's list now (an sse-idioms extension).",
 };
 
-/// How often the broadcaster sweeps the list for clients whose response body is gone.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often the broadcaster sweeps the list for clients that left. A quarter second keeps
+/// a page that reloads again and again from filling `--max-clients` with streams nobody
+/// reads; a sweep reads two flags per client.
+pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 /// The client list and the one task that writes to it.
 pub struct Broadcaster {
@@ -99,6 +104,9 @@ struct Joined {
 struct Client {
     /// Its queue of frames. Bounded: a full queue is a client too slow to keep up.
     tx: mpsc::Sender<Bytes>,
+    /// The connection it streams on, to see whether the peer closed it; `None` where the
+    /// transport does not watch it.
+    connection: Option<Arc<Connection>>,
     /// The topics it receives: the broadcaster checks each event against them.
     topics: Selectors,
     /// The broadcaster skips events up to this sequence number: the client already has them
@@ -175,7 +183,12 @@ impl Broadcaster {
     /// event, so no event can be pushed between reading `last_sent` and joining the list:
     /// the client gets events up to `last_sent` from its replay and every later one from the
     /// broadcaster, with no gap and no duplicate even while publishers are busy.
-    fn join(&self, last_event_id: Option<&str>, topics: Selectors) -> Option<Joined> {
+    fn join(
+        &self,
+        last_event_id: Option<&str>,
+        topics: Selectors,
+        connection: Option<Arc<Connection>>,
+    ) -> Option<Joined> {
         let service = &self.service;
         // The `--queue` events the client may fall behind; the opening is not queued.
         let (tx, queue) = mpsc::channel(service.config.queue as usize);
@@ -206,6 +219,7 @@ impl Broadcaster {
             replay.events.retain(|event| event.seq() <= last_sent);
             clients.list.push(Client {
                 tx,
+                connection,
                 topics: topics.clone(),
                 skip_through,
             });
@@ -265,10 +279,13 @@ impl Clients {
         });
     }
 
-    /// Drops the clients whose response body actix has dropped: they left, and nothing
-    /// else would take them off a quiet topic's part of the list.
+    /// Drops the clients that left: their peer closed the connection, or actix already
+    /// dropped their body. Nothing else would take a quiet topic's clients off the list.
     fn sweep(&mut self) {
-        self.list.retain(|client| !client.tx.is_closed());
+        self.list.retain(|client| {
+            let closed = client.connection.as_ref().is_some_and(|c| c.peer_closed());
+            !closed && !client.tx.is_closed()
+        });
     }
 
     /// Starts over on the hub's new log: drops every client (each reconnects and gets the
@@ -338,15 +355,18 @@ pub fn stream(broadcaster: &Broadcaster, admission: Admission) -> Option<HttpRes
         topics,
         end,
     } = admission;
-    let Joined { opening, queue } = broadcaster.join(last_event_id.as_deref(), topics)?;
+    let connection = guard.connection().cloned();
+    let Joined { opening, queue } =
+        broadcaster.join(last_event_id.as_deref(), topics, connection)?;
     // The queue ends when the broadcaster drops the client; `end` (the client's token
     // expiring) ends it too.
     let frames = stream::once(ready(frame::retry(retry)))
         .chain(stream::iter(opening))
         .chain(ReceiverStream::new(queue))
         .take_until(end);
-    // The keep-alive is also what reaps an idle stream: actix only sees that a client left
-    // when a write fails, and the keep-alive is the write that comes when no event does.
+    // The keep-alive is also what reaps an idle stream whose client vanished without a
+    // close: actix then sees it only when a write fails, and the keep-alive is the write
+    // that comes when no event does.
     let body = frame::keep_alive(frames, broadcaster.service.config.keepalive).map(move |frame| {
         // Owning the guard here ties the gauge to the body, which actix drops as soon as it
         // finds the client gone, without waiting for the broadcaster to notice.
@@ -435,11 +455,11 @@ mod tests {
             push_next(&broadcaster, &mut live).await;
         }
         let mut behind = broadcaster
-            .join(events[0].id_str(), Selectors::everything())
+            .join(events[0].id_str(), Selectors::everything(), None)
             .expect("open");
         // Resuming after 5, which came back in a publish receipt before the push.
         let mut ahead = broadcaster
-            .join(events[4].id_str(), Selectors::everything())
+            .join(events[4].id_str(), Selectors::everything(), None)
             .expect("open");
         let events = [events, publish(&service, 1).await].concat();
         for _ in 0..3 {
@@ -455,7 +475,7 @@ mod tests {
         let service = Arc::clone(&broadcaster.service);
         // A queue of 1: one event fills it, and nobody reads.
         let mut slow = broadcaster
-            .join(None, Selectors::everything())
+            .join(None, Selectors::everything(), None)
             .expect("open");
         let mut events = Vec::new();
         for _ in 0..2 {
@@ -475,8 +495,8 @@ mod tests {
         let (broadcaster, mut live) = broadcaster(64);
         let service = Arc::clone(&broadcaster.service);
         let quiet = || Selectors::new(vec![Selector::parse("quiet").expect("a topic")]);
-        let gone = broadcaster.join(None, quiet()).expect("open");
-        let _stays = broadcaster.join(None, quiet()).expect("open");
+        let gone = broadcaster.join(None, quiet(), None).expect("open");
+        let _stays = broadcaster.join(None, quiet(), None).expect("open");
         drop(gone);
         // Events on other topics never write to it, so they cannot find it gone.
         publish(&service, 2).await;
@@ -497,6 +517,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_whose_peer_closed_is_swept_though_its_body_lives() {
+        let (broadcaster, _live) = broadcaster(64);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let peer = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        let mut watched = sse_core::connection::Watched::new(accepted);
+        let connection = Some(Arc::clone(watched.connection()));
+        let _body = broadcaster
+            .join(None, Selectors::everything(), connection)
+            .expect("open");
+        broadcaster.lock().sweep();
+        assert_eq!(
+            broadcaster.lock().list.len(),
+            1,
+            "listed while its peer is there"
+        );
+        drop(peer);
+        // What actix does while it streams: it reads, and finds the close.
+        let mut buf = [0; 8];
+        let read = tokio::io::AsyncReadExt::read(&mut watched, &mut buf).await;
+        assert_eq!(read.expect("a close is no error"), 0);
+        broadcaster.lock().sweep();
+        assert!(
+            broadcaster.lock().list.is_empty(),
+            "swept once the close was read"
+        );
+    }
+
+    #[tokio::test]
     async fn a_lagging_broadcaster_pushes_what_it_missed_from_history() {
         // The broadcaster's feed holds two events; the client's queue, all it will miss.
         let (broadcaster, mut live) = broadcaster_on(2, 4);
@@ -505,7 +558,7 @@ mod tests {
         publish(&service, 1).await;
         push_next(&broadcaster, &mut live).await;
         let mut client = broadcaster
-            .join(None, Selectors::everything())
+            .join(None, Selectors::everything(), None)
             .expect("open");
         // Three events into a feed of two: the broadcaster lags by one.
         let missed = publish(&service, 3).await;
@@ -558,7 +611,7 @@ mod tests {
         );
         let broadcaster = Broadcaster::start(Arc::clone(&service));
         let mut old_client = broadcaster
-            .join(None, Selectors::everything())
+            .join(None, Selectors::everything(), None)
             .expect("open");
         hub.0.restart(Some("ffffffffffff".into()), 0);
         // The broadcaster sees its feed close, drops the client, and follows the new log.
@@ -571,7 +624,7 @@ mod tests {
             "the old client's stream ends"
         );
         let mut new_client = broadcaster
-            .join(None, Selectors::everything())
+            .join(None, Selectors::everything(), None)
             .expect("still open for new clients");
         let event = publish(&service, 1).await;
         let pushed = tokio::time::timeout(std::time::Duration::from_secs(5), async {

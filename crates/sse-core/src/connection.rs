@@ -1,5 +1,5 @@
 //! What sse-core knows about a client connection below HTTP: the write timeout on its
-//! socket, and whether the kernel cut the connection for it.
+//! socket, whether the kernel cut the connection for it, and whether the peer closed it.
 //!
 //! A subscriber that stops reading (a phone on a dead network, a stuck proxy, a client that
 //! never reads) closes its TCP receive window, and the server's bytes wait in the kernel. The
@@ -11,6 +11,12 @@
 //! every accepted socket, and [`Watched`] wraps the socket to notice the `ETIMEDOUT` that the
 //! abort reports, so that the stream's [`crate::metrics::ClientGuard`] counts the cut as a
 //! slow-consumer disconnect.
+//!
+//! [`Watched`] also notes a read that finds the peer's close (end of file, or a reset).
+//! hyper ends a response when it reads that; actix reads it too but goes on streaming, as
+//! if the client had only half-closed, until a write fails. The push loop's sweep asks
+//! [`Connection::peer_closed`] so that a client that left is let go without waiting for a
+//! write.
 
 use std::io;
 use std::pin::Pin;
@@ -26,12 +32,20 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct Connection {
     /// Set once the kernel reported that it cut the connection (`ETIMEDOUT`).
     timed_out: AtomicBool,
+    /// Set once a read found the peer's close: end of file, or a reset.
+    peer_closed: AtomicBool,
 }
 
 impl Connection {
     /// Whether the kernel cut this connection for holding unacknowledged bytes too long.
     pub fn timed_out(&self) -> bool {
         self.timed_out.load(Ordering::Acquire)
+    }
+
+    /// Whether the peer closed the connection, as far as the server has read it. An
+    /// EventSource never half-closes: a close means the client is gone.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed.load(Ordering::Acquire)
     }
 }
 
@@ -92,7 +106,18 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let room = buf.remaining();
+        let before = buf.filled().len();
         let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        let closed = match &poll {
+            // Nothing read into a buffer with room: the end of the peer's stream.
+            Poll::Ready(Ok(())) => room > 0 && buf.filled().len() == before,
+            Poll::Ready(Err(error)) => error.kind() == io::ErrorKind::ConnectionReset,
+            Poll::Pending => false,
+        };
+        if closed {
+            self.connection.peer_closed.store(true, Ordering::Release);
+        }
         self.note(poll)
     }
 }
@@ -186,5 +211,25 @@ mod tests {
         let mut buf = [0; 8];
         assert_eq!(watched.read(&mut buf).await.expect("EOF is no error"), 0);
         assert!(!watched.connection().timed_out());
+        assert!(watched.connection().peer_closed(), "the close was read");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_sends_is_not_closed_until_it_closes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        let mut watched = Watched::new(accepted);
+        peer.write_all(b"GET").await.expect("send");
+        let mut buf = [0; 8];
+        assert_eq!(watched.read(&mut buf).await.expect("read"), 3);
+        assert!(!watched.connection().peer_closed(), "data is no close");
+        drop(peer);
+        assert_eq!(watched.read(&mut buf).await.expect("EOF"), 0);
+        assert!(watched.connection().peer_closed());
     }
 }

@@ -259,6 +259,13 @@ pub struct ClientGuard {
     connection: Option<Arc<Connection>>,
 }
 
+impl ClientGuard {
+    /// The connection the stream runs on, when the transport watches it.
+    pub fn connection(&self) -> Option<&Arc<Connection>> {
+        self.connection.as_ref()
+    }
+}
+
 impl Drop for ClientGuard {
     fn drop(&mut self) {
         // The transport saw the kernel's ETIMEDOUT before the framework dropped the stream,

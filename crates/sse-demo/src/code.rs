@@ -147,7 +147,7 @@ pub static FILES: [IdiomFile; 3] = [
                 moment: Moment::Disconnect,
                 from: "/// Drops the clients whose response body actix has dropped",
                 to: "self.list.retain(|client| !client.tx.is_closed());",
-                docs: "actix notices a closed connection at the next write",
+                docs: "actix reads a client's close (a FIN) but goes on streaming",
             },
             Region {
                 moment: Moment::Shutdown,

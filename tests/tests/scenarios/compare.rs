@@ -272,7 +272,7 @@ async fn finish(browser: &Browser, demo: Demo, shot: &str, network_errors: bool)
 }
 
 /// Stall: each variant counts the stalled reader within the write timeout plus a second and
-/// frees its place; the push loop's list entry goes at its next sweep, a second at most after.
+/// frees its place; the push loop's list entry goes at its next sweep, a quarter second at most after.
 pub async fn stall_fault(browser: &Browser) -> Outcome {
     let timeout = WRITE_TIMEOUT_SECS.to_string();
     let demo = open(
@@ -290,9 +290,9 @@ pub async fn stall_fault(browser: &Browser) -> Outcome {
         )?;
         let freed = row.number("freed_after_s");
         want(freed.is_some(), "its place freed")?;
-        // The push loop's sweep runs once a second; the poll of /metrics adds a little.
+        // The push loop sweeps every quarter second; the poll of /metrics adds a little.
         let sweep = if variant == "actix-push-loop" {
-            1.5
+            1.0
         } else {
             0.5
         };

@@ -5,7 +5,7 @@
 //! and lands within `--write-timeout-secs` plus a second of the last byte that could not be
 //! sent. What differs is the idiom's own state: the pull idioms' pipeline or generator goes
 //! with the connection, while the push loop's list entry stays until the broadcaster's next
-//! sweep finds its sender closed, up to a second later.
+//! sweep finds its sender closed, up to a quarter second later.
 
 use std::time::{Duration, Instant};
 
@@ -126,7 +126,7 @@ fn row(target: &Target, before: &Before, seen: &Watched) -> Row {
         ),
         (Some(_), "actix-push-loop") => {
             "the kernel cut the connection and the body went with it; the list entry stayed \
-             until the broadcaster's sweep (once a second) found its sender closed"
+             until the broadcaster's sweep (every quarter second) found its sender closed"
                 .to_owned()
         }
         (Some(_), _) => {
