@@ -145,8 +145,8 @@ pub static FILES: [IdiomFile; 3] = [
             },
             Region {
                 moment: Moment::Disconnect,
-                from: "/// Drops the clients whose response body actix has dropped",
-                to: "self.list.retain(|client| !client.tx.is_closed());",
+                from: "/// Drops the clients that left",
+                to: "!closed && !client.tx.is_closed()",
                 docs: "actix reads a client's close (a FIN) but goes on streaming",
             },
             Region {
