@@ -311,7 +311,13 @@ pub async fn metrics_expose_the_contract_counters(target: Target) -> Res {
         format!("{published} then {after}")
     );
     let replayed = metric(&target, "sse_events_replayed_total").await?;
-    client::publish(&target, Some("counted"), "y").await?;
+    // Resume only once a live stream has the next event: until the push loop's broadcaster
+    // has pushed an event, a joining client gets it live, not from history.
+    let mut live = Events::open(&target, &StreamRequest::default()).await?;
+    live.welcome().await?;
+    let next = client::publish(&target, Some("counted"), "y").await?;
+    live.until(target.timeout, |e| e.id == next).await?;
+    drop(live);
     let mut resumed = Events::open(&target, &StreamRequest::resume(id)).await?;
     resumed.welcome().await?;
     drop(resumed);
