@@ -197,8 +197,8 @@ mod tests {
         drop(peer);
     }
 
-    #[tokio::test]
-    async fn ordinary_errors_are_not_timeouts() {
+    /// A loopback connection: the client's end, and the accepted end, watched.
+    async fn watched_pair() -> (tokio::net::TcpStream, Watched<tokio::net::TcpStream>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -206,7 +206,12 @@ mod tests {
             .await
             .expect("connect");
         let (accepted, _) = listener.accept().await.expect("accept");
-        let mut watched = Watched::new(accepted);
+        (peer, Watched::new(accepted))
+    }
+
+    #[tokio::test]
+    async fn ordinary_errors_are_not_timeouts() {
+        let (peer, mut watched) = watched_pair().await;
         drop(peer);
         let mut buf = [0; 8];
         assert_eq!(watched.read(&mut buf).await.expect("EOF is no error"), 0);
@@ -216,14 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_that_sends_is_not_closed_until_it_closes() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (accepted, _) = listener.accept().await.expect("accept");
-        let mut watched = Watched::new(accepted);
+        let (mut peer, mut watched) = watched_pair().await;
         peer.write_all(b"GET").await.expect("send");
         let mut buf = [0; 8];
         assert_eq!(watched.read(&mut buf).await.expect("read"), 3);

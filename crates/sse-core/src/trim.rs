@@ -6,9 +6,10 @@
 //! above the start with no client left, where `malloc_trim(0)` by hand brought axum from
 //! 28.5 MiB back to 9.7). So once a second this looks at how many streams are open, and when
 //! a crowd has left since the last look ([`crowd_left`]) it calls `malloc_trim(0)`, which
-//! releases the free pages of every arena, then once more at the next look. That walks the arenas under their locks, so it
-//! runs on a blocking thread, and only after a crowd, not at every ordinary departure. Other
-//! allocators and platforms need none of this, and there it does nothing.
+//! releases the free pages of every arena, then once more at the next look. That walks the
+//! arenas under their locks, so it runs on a blocking thread, and only after a crowd, not at
+//! every ordinary departure. Other allocators and platforms need none of this, and there it
+//! does nothing.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -272,7 +272,8 @@ async fn finish(browser: &Browser, demo: Demo, shot: &str, network_errors: bool)
 }
 
 /// Stall: each variant counts the stalled reader within the write timeout plus a second and
-/// frees its place; the push loop's list entry goes at its next sweep, a quarter second at most after.
+/// frees its place; the push loop's list entry goes at its next sweep, a quarter second at
+/// most after.
 pub async fn stall_fault(browser: &Browser) -> Outcome {
     let timeout = WRITE_TIMEOUT_SECS.to_string();
     let demo = open(
