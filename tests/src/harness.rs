@@ -67,9 +67,10 @@ pub const TEST_FLAGS: [&str; 20] = [
 
 /// The checks only the harness can make, because they control the server's process or its
 /// shutdown: run against every variant beside [`checks::all`], and named in CONTRACT.md.
-pub const HARNESS_TRIALS: [&str; 5] = [
+pub const HARNESS_TRIALS: [&str; 6] = [
     "process::signals_end_streams_and_exit_0_within_5s",
     "process::bad_flags_are_refused_naming_the_flag",
+    "process::workers_sets_the_serving_threads",
     "shutdown::a_stream_request_after_shutdown_began_gets_503",
     "shutdown::http2_streams_on_one_connection_end_within_5s",
     "clients::a_closed_stream_is_released_with_nothing_written",
@@ -135,12 +136,13 @@ pub fn main(variants: &[Variant]) -> ExitCode {
                 move || trial(variant, other),
             )));
         }
-        let harness_trials: [(&str, HarnessTrial); 5] = [
+        let harness_trials: [(&str, HarnessTrial); 6] = [
             (HARNESS_TRIALS[0], signals_end_streams),
             (HARNESS_TRIALS[1], bad_flags_refused),
-            (HARNESS_TRIALS[2], late_stream_request_refused),
-            (HARNESS_TRIALS[3], http2_streams_end_on_shutdown),
-            (HARNESS_TRIALS[4], closed_streams_released),
+            (HARNESS_TRIALS[2], workers_set_threads),
+            (HARNESS_TRIALS[3], late_stream_request_refused),
+            (HARNESS_TRIALS[4], http2_streams_end_on_shutdown),
+            (HARNESS_TRIALS[5], closed_streams_released),
         ];
         for (name, trial) in harness_trials {
             trials.push(Trial::test(
@@ -597,6 +599,7 @@ fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {
         (&["--keepalive-secs", "soon"], "--keepalive-secs"),
         (&["--allowed-origins", "*"], "--allowed-origins"),
         (&["--port", "99999"], "--port"),
+        (&["--workers", "0"], "--workers"),
         (&["--hub", "postgres"], "--hub"),
         (&["--redis-url", "http://127.0.0.1:6379"], "--redis-url"),
         (
@@ -616,6 +619,53 @@ fn bad_flags_refused(variant: Variant) -> Result<(), Failed> {
         if flag == "--jwt-secret" && stderr.contains(args[1]) {
             return Err(format!("{args:?}: the refused secret was printed: {stderr:?}").into());
         }
+    }
+    Ok(())
+}
+
+/// Point 13: `--workers N` sets how many threads serve connections, in every variant: a
+/// process started with [`MORE_WORKERS`] has exactly the difference in threads more than one
+/// started with one, once each has answered a request (actix starts its workers when it
+/// starts serving, after the `listening on` line). Nothing else in the process depends on
+/// the flag, so any other difference is the flag not being honoured.
+fn workers_set_threads(variant: Variant) -> Result<(), Failed> {
+    const MORE_WORKERS: usize = 4;
+    let runtime = runtime()?;
+    let mut threads = Vec::new();
+    for workers in [1, MORE_WORKERS] {
+        let workers = workers.to_string();
+        let args = [
+            "--port",
+            "0",
+            "--tick-ms",
+            "0",
+            "--workers",
+            workers.as_str(),
+        ];
+        let mut child = spawn_main(variant, &args).map_err(|e| e.to_string())?;
+        let counted = (|| {
+            let base = listening_address(&mut child)?;
+            let target = Target::new(url::Url::parse(&base).map_err(|e| e.to_string())?);
+            let health = runtime.block_on(crate::client::get(&target, "/healthz"));
+            let status = health.map_err(|p| p.to_string())?.status;
+            if status != 200 {
+                return Err(format!("--workers {workers}: /healthz answered {status}").into());
+            }
+            let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id()));
+            Ok::<_, Failed>(tasks.map_err(|e| e.to_string())?.count())
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        threads.push(counted?);
+    }
+    if threads[1] != threads[0] + MORE_WORKERS - 1 {
+        return Err(format!(
+            "--workers 1 ran {} threads and --workers {MORE_WORKERS} ran {}: expected {} more",
+            threads[0],
+            threads[1],
+            MORE_WORKERS - 1
+        )
+        .into());
     }
     Ok(())
 }

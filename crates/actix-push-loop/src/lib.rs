@@ -86,9 +86,13 @@ pub fn serve(
         let broadcaster = Broadcaster::start(Arc::clone(&service));
         let write_timeout = service.config.write_timeout;
         let tls = service.config.tls.clone();
-        let server = actix_server::Server::build()
-            // actix's default of one worker per core: each worker writes the shared frames
-            // to its own clients, so the writing scales with workers.
+        let mut server = actix_server::Server::build();
+        // actix's default is one worker per core: each worker writes the shared frames to
+        // its own clients, so the writing scales with workers. `--workers` overrides it.
+        if let Some(workers) = service.config.workers {
+            server = server.workers(usize::from(workers));
+        }
+        let server = server
             .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
             // sse-core owns the signals (one watcher for every variant), so actix installs
             // none and starts its graceful stop when the token is cancelled instead.

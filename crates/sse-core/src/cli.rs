@@ -131,10 +131,14 @@ fn on_signal_cancel(shutdown: CancellationToken) {
     });
 }
 
-/// Runs `future` on a fresh multi-threaded tokio runtime: the blocking `serve` of the
-/// tokio-based variants.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
+/// Runs `future` on a fresh multi-threaded tokio runtime of `workers` threads (`None`: one
+/// per core, tokio's default): the blocking `serve` of the tokio-based variants.
+pub fn block_on<F: std::future::Future>(workers: Option<u16>, future: F) -> F::Output {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(usize::from(workers));
+    }
+    builder
         .enable_all()
         .build()
         .expect("a tokio runtime can always be built on a supported OS")

@@ -122,6 +122,12 @@ pub struct Config {
     #[arg(long, env = "SSE_MAX_CLIENTS", value_name = "N", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_clients: u32,
+
+    /// Threads that serve connections; by default one per core this process may use. When
+    /// several instances share a host, give each its share of the cores.
+    #[arg(long, env = "SSE_WORKERS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 }
 
 impl Config {
@@ -394,6 +400,8 @@ mod tests {
         assert_eq!(config.retry_jitter, 0.2);
         assert_eq!(config.write_timeout, Duration::from_secs(30));
         assert!(config.allowed_origins.is_empty() && config.publish_token.is_none());
+        assert_eq!(config.workers, None, "one worker per core unless told");
+        assert_eq!(parse(&["--workers", "1"]).map(|c| c.workers), Ok(Some(1)));
     }
 
     #[test]
@@ -410,6 +418,8 @@ mod tests {
             ),
             (&["--publish-token", ""], "--publish-token"),
             (&["--max-clients", "0"], "--max-clients"),
+            (&["--workers", "0"], "--workers"),
+            (&["--workers", "many"], "--workers"),
             (&["--retry-jitter", "1"], "--retry-jitter"),
             (&["--retry-jitter=-0.1"], "--retry-jitter"),
             (&["--write-timeout-secs", "0"], "--write-timeout-secs"),

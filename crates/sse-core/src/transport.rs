@@ -79,7 +79,7 @@ pub fn run<A: App>(
     shutdown: CancellationToken,
     app: impl FnOnce(Arc<Service>) -> A,
 ) -> io::Result<()> {
-    crate::cli::block_on(async {
+    crate::cli::block_on(config.workers, async {
         let service = Service::start(server, config, shutdown).await?;
         serve(listener, app(Arc::clone(&service)), &service).await
     })

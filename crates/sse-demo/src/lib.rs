@@ -168,7 +168,7 @@ pub fn main() -> ExitCode {
     }
     let args = Args::parse();
     sse_core::cli::init_tracing();
-    sse_core::cli::block_on(launch(args))
+    sse_core::cli::block_on(None, launch(args))
 }
 
 /// Starts the page and the variants, then waits for a signal or for a variant to die.
