@@ -209,6 +209,7 @@ mod tests {
             "hold_idle_secs": 16.0,
             "fanout_subs": 1000,
             "publishers": 16,
+            "redis_fanout_publishers": 64,
             "payload": 64,
             "window": 64,
             "fanout_warmup_secs": 1.0,

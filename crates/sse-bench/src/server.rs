@@ -241,8 +241,10 @@ mod tests {
         assert_eq!(status_field_kib(status, "VmRSS:"), Some(8192));
         assert_eq!(status_field_kib(status, "VmHWM:"), Some(20480));
         assert_eq!(status_field_kib(status, "VmSwap:"), None);
-        let own = status_bytes(std::process::id(), "VmHWM:").expect("this process's peak");
+        // RSS first: the other tests' threads allocate meanwhile, and only the peak read
+        // after it is sure to be at least as high.
         let now = status_bytes(std::process::id(), "VmRSS:").expect("this process's RSS");
+        let own = status_bytes(std::process::id(), "VmHWM:").expect("this process's peak");
         assert!(
             own >= now,
             "the high-water mark is at least the current RSS"

@@ -3,9 +3,9 @@
 //! run, for the share of the in-memory hub's fan-out that Redis keeps (the target:
 //! at least 0.8 of it).
 //!
-//! It takes the fan-out scenario's sizes (`--fanout-subs`, `--publishers`, `--window`,
-//! `--payload`, `--fanout-warmup-secs`, `--fanout-secs`) and measures twice with them
-//! ([`FanoutSizes::measure`]): first on the server that the runner started (in-memory hub,
+//! It takes the fan-out scenario's sizes (`--fanout-subs`, `--window`, `--payload`,
+//! `--fanout-warmup-secs`, `--fanout-secs`), all but its publishers, and measures twice with
+//! them ([`FanoutSizes::measure`]): first on the server that the runner started (in-memory hub,
 //! every subscriber on it, exactly as the fan-out scenario does), then on two instances of
 //! the same variant started on a `redis-server` of the scenario's own with one prefix, the
 //! subscribers split evenly between them and every publisher posting to the first, paced by
@@ -30,9 +30,32 @@ const PREFIX: &str = "bench-fanout";
 /// The target: the Redis hub keeps at least this share of the in-memory fan-out.
 pub const TARGET: f64 = 0.8;
 
-/// The sizes of scenario 8: none of its own, it takes the fan-out scenario's.
+/// The sizes of scenario 8: its publishers; the rest are the fan-out scenario's.
+///
+/// Why publishers of its own: each has one publish in flight, so the publishers can keep
+/// at most as many events ahead of the subscribers as there are of them, and through Redis a
+/// publish takes about twice as long under this load (it is answered once the event has gone
+/// through Redis and back into the instance's mirror: 16 ms at 1 M events/s, against 9 ms on
+/// the in-memory hub). With the fan-out scenario's 16 the two instances then wait for
+/// publishes, not for their subscribers, and the figure is the publish round trip's; with as
+/// many publishers as `--window` is long, the window binds on both hubs.
 #[derive(Debug, Clone, clap::Args, Serialize)]
-pub struct RedisFanoutSizes {}
+pub struct RedisFanoutSizes {
+    /// Scenario 8: publisher keep-alive connections, for both hubs (as many as `--window`
+    /// is long, so that the window binds and not the publish round trip).
+    #[arg(long, default_value_t = 64)]
+    pub redis_fanout_publishers: usize,
+}
+
+impl RedisFanoutSizes {
+    /// The fan-out scenario's sizes with this scenario's publishers.
+    fn sizes(&self, fanout: &FanoutSizes) -> FanoutSizes {
+        FanoutSizes {
+            publishers: self.redis_fanout_publishers,
+            ..fanout.clone()
+        }
+    }
+}
 
 /// What scenario 8 measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -44,6 +67,10 @@ pub struct RedisFanout {
     pub redis: Option<Fanout>,
     /// The `redis-server`'s CPU in the Redis measurement's window, percent of one core.
     pub redis_cpu_pct: Option<f64>,
+    /// Publisher connections on both hubs (0 in runs from before it was its own size, which
+    /// had the fan-out scenario's 16).
+    #[serde(default)]
+    pub publishers: usize,
     /// Why a measurement was not made.
     pub errors: Vec<String>,
 }
@@ -61,6 +88,13 @@ impl RedisFanout {
     pub fn ratio(&self) -> Option<f64> {
         let memory = self.memory.as_ref()?.events_per_sec;
         Some(self.redis.as_ref()?.events_per_sec / memory).filter(|r| r.is_finite())
+    }
+
+    /// How long one publish took on average in `fanout` (ms): every publisher has one in
+    /// flight at a time, so it is the publishers over the publishes per second.
+    fn round_trip_ms(&self, fanout: &Fanout) -> Option<f64> {
+        let ms = 1000.0 * self.publishers as f64 / fanout.publishes_per_sec;
+        Some(ms).filter(|ms| ms.is_finite() && *ms > 0.0)
     }
 }
 
@@ -133,15 +167,17 @@ impl Scenario for RedisFanoutSizes {
             Ok(redis) => redis,
             Err(e) => return RedisFanout::not_run(e),
         };
-        let memory = bench.fanout.measure(&[bench.server], &|| None).await;
+        let sizes = self.sizes(bench.fanout);
+        let memory = sizes.measure(&[bench.server], &|| None).await;
         let mut outcome = RedisFanout {
             memory: Some(memory.fanout),
+            publishers: sizes.publishers,
             ..RedisFanout::default()
         };
         // Let the kernel retire the closed sockets before the instances start.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let token = bench.server.target.token.clone();
-        match through_redis(bench.fanout, launch, &redis, token).await {
+        match through_redis(&sizes, launch, &redis, token).await {
             Ok((fanout, cpu)) => {
                 outcome.redis = Some(fanout);
                 outcome.redis_cpu_pct = cpu;
@@ -171,6 +207,7 @@ impl Scenario for RedisFanoutSizes {
     fn rows() -> Vec<Row<RedisFanout>> {
         let mut rows: Vec<Row<RedisFanout>> = [
             hubs!("events/s delivered", mega, f => Some(f.events_per_sec)),
+            hubs!("publishes/s accepted", f0, f => Some(f.publishes_per_sec)),
             hubs!("delay p50 (ms)", f1, f => f.p50_ms),
             hubs!("delay p99 (ms)", f1, f => f.p99_ms),
             hubs!("server CPU (% of a core)", f0, f => f.server_cpu_pct),
@@ -180,6 +217,21 @@ impl Scenario for RedisFanoutSizes {
         .flatten()
         .collect();
         rows.extend([
+            Row::absolute(
+                "redis fan-out: publish round trip (ms) (memory hub, 1 instance)",
+                f1,
+                |r: &RedisFanout| r.round_trip_ms(r.memory.as_ref()?),
+            ),
+            Row::absolute(
+                "redis fan-out: publish round trip (ms) (redis hub, 2 instances)",
+                f1,
+                |r: &RedisFanout| r.round_trip_ms(r.redis.as_ref()?),
+            ),
+            Row::absolute(
+                "redis fan-out: publisher connections",
+                f0,
+                |r: &RedisFanout| Some(r.publishers as f64).filter(|&n| n > 0.0),
+            ),
             Row::absolute(
                 "redis fan-out: redis-server CPU (% of a core)",
                 f0,
@@ -229,6 +281,20 @@ mod tests {
             ..both.clone()
         };
         assert_eq!(memory_only.ratio(), None);
+        let sixteen = RedisFanout {
+            publishers: 16,
+            ..both.clone()
+        };
+        // 1,500 publishes a second by 16 publishers: one each every 10.7 ms.
+        let ms = sixteen
+            .round_trip_ms(&fanout(1_500_000.0))
+            .expect("a round trip");
+        assert!((ms - 10.67).abs() < 0.01, "{ms}");
+        assert_eq!(
+            both.round_trip_ms(&fanout(1.0)),
+            None,
+            "no publishers known"
+        );
         let nothing_delivered = RedisFanout {
             memory: Some(fanout(0.0)),
             ..both
@@ -238,8 +304,10 @@ mod tests {
 
     #[test]
     fn a_scenario_that_did_not_run_says_why_in_its_progress_line() {
-        let line =
-            RedisFanoutSizes {}.progress(&RedisFanout::not_run(redis::NOT_INSTALLED.to_owned()));
+        let sizes = RedisFanoutSizes {
+            redis_fanout_publishers: 64,
+        };
+        let line = sizes.progress(&RedisFanout::not_run(redis::NOT_INSTALLED.to_owned()));
         assert_eq!(
             line,
             "redis fan-out: not run: redis-server is not installed"
