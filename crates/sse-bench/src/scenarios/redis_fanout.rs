@@ -7,9 +7,10 @@
 //! `--fanout-warmup-secs`, `--fanout-secs`), all but its publishers, and measures twice with
 //! them ([`FanoutSizes::measure`]): first on the server that the runner started (in-memory hub,
 //! every subscriber on it, exactly as the fan-out scenario does), then on two instances of
-//! the same variant started on a `redis-server` of the scenario's own with one prefix, the
-//! subscribers split evenly between them and every publisher posting to the first, paced by
-//! the slowest subscriber of either. Every event reaches the second instance only through
+//! the same variant started on a `redis-server` of the scenario's own with one prefix, each
+//! with its share of the cores ([`crate::redis::workers_each`]), the subscribers split evenly
+//! between them and every publisher posting to the first, paced by the slowest subscriber of
+//! either. Every event reaches the second instance only through
 //! Redis, and the first instance's own subscribers get it from its reader too: the Redis
 //! hub delivers nothing before it is in the shared log.
 
