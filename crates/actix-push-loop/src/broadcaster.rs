@@ -519,14 +519,9 @@ mod tests {
     #[tokio::test]
     async fn a_client_whose_peer_closed_is_swept_though_its_body_lives() {
         let (broadcaster, _live) = broadcaster(64);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let peer = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (accepted, _) = listener.accept().await.expect("accept");
-        let mut watched = sse_core::connection::Watched::new(accepted);
+        // An in-memory pipe is enough: sse-core's own tests read a real socket's close.
+        let (peer, server_end) = tokio::io::duplex(64);
+        let mut watched = sse_core::connection::Watched::new(server_end);
         let connection = Some(Arc::clone(watched.connection()));
         let _body = broadcaster
             .join(None, Selectors::everything(), connection)
